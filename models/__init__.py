@@ -1,0 +1,1 @@
+"""Emotion models served by emo-stream: one interface, several architectures, one bundle format."""

@@ -1,0 +1,46 @@
+"""Tracer baseline: an acoustic classifier and a text-with-context classifier, fused late.
+
+Audio: mean and standard deviation of corpus-normalised MFCC frames → MLP.
+Text: the utterance's sentence embedding with the pooled embeddings of the H past utterances of the
+same and of other speakers, and of the last one → MLP.
+Each branch is trained on its own corpus (RAVDESS, MELD); the bundle fuses their log-probabilities.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from emostream.models.blocks import fuse_log_probs, masked_mean, masked_std, mlp
+from emostream.models.features import InputNorm
+from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, register
+
+
+@register
+class LateFusionBaseline(EmotionModel):
+    architecture = "late_fusion_baseline"
+
+    def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5) -> None:
+        super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight)
+        self.audio_weight = audio_weight
+        self.norm = InputNorm(dims.audio_dim)
+        self.audio_head = mlp([2 * dims.audio_dim, hidden, hidden, dims.num_classes], dropout)
+        self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
+
+    def branch_logits(self, batch: EmotionBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of the audio and the text branch, before fusion (what each branch is trained on)."""
+        frames = self.norm(batch.audio, batch.audio_mask)
+        audio = self.audio_head(
+            torch.cat([masked_mean(frames, batch.audio_mask), masked_std(frames, batch.audio_mask)], dim=-1)
+        )
+        ctx, valid, same = batch.context, batch.context_mask, batch.context_same_speaker
+        last = torch.zeros_like(batch.sentence)
+        if ctx.shape[1]:
+            last = ctx[:, -1] * valid[:, -1:].to(ctx.dtype)
+        text = self.text_head(
+            torch.cat([batch.sentence, masked_mean(ctx, valid & same), masked_mean(ctx, valid & ~same), last], dim=-1)
+        )
+        return audio, text
+
+    def forward(self, batch: EmotionBatch) -> torch.Tensor:
+        audio, text = self.branch_logits(batch)
+        return fuse_log_probs(audio, text, batch.has_audio, batch.has_text, self.audio_weight)
