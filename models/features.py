@@ -12,12 +12,18 @@ from typing import Any, Literal
 import torch
 import torchaudio
 
-FeatureKind = Literal["mfcc", "mel"]
+FeatureKind = Literal["mfcc", "mel", "lld"]
+LLD_DIM = 34  # low-level descriptors per frame of kind "lld" (see LowLevelDescriptors)
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What the acoustic front end computes. Frames are ``hop_ms`` apart; at most ``max_frames`` are kept."""
+    """What the acoustic front end computes. Frames are ``hop_ms`` apart; at most ``max_frames`` are kept.
+
+    ``kind``: "mfcc" (``n_mfcc`` coefficients), "mel" (``n_mels`` log-mel bands) or "lld" (34 low-level
+    descriptors per frame, see :class:`LowLevelDescriptors`; it uses ``n_mels`` for its 13 MFCCs and ignores
+    ``n_mfcc``). ``deltas`` appends first and second differences to any kind.
+    """
 
     kind: FeatureKind = "mfcc"
     sample_rate: int = 16000
@@ -30,7 +36,7 @@ class FeatureSpec:
 
     @property
     def dim(self) -> int:
-        base = self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        base = {"mfcc": self.n_mfcc, "mel": self.n_mels, "lld": LLD_DIM}[self.kind]
         return base * (3 if self.deltas else 1)
 
     @property
@@ -47,8 +53,8 @@ class FeatureSpec:
         if unknown:
             raise ValueError(f"feature spec has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
         spec = cls(**data)
-        if spec.kind not in ("mfcc", "mel"):
-            raise ValueError(f"feature spec kind {spec.kind!r} is not supported; use 'mfcc' or 'mel'")
+        if spec.kind not in ("mfcc", "mel", "lld"):
+            raise ValueError(f"feature spec kind {spec.kind!r} is not supported; use 'mfcc', 'mel' or 'lld'")
         if spec.sample_rate != 16000:
             raise ValueError(f"feature spec sample_rate {spec.sample_rate} is not supported; use 16000")
         return spec
@@ -76,6 +82,8 @@ class FeatureExtractor(torch.nn.Module):
             self.transform: torch.nn.Module = torchaudio.transforms.MFCC(
                 sample_rate=spec.sample_rate, n_mfcc=spec.n_mfcc, melkwargs=mel
             )
+        elif spec.kind == "lld":
+            self.transform = LowLevelDescriptors(spec)
         else:
             self.transform = torch.nn.Sequential(
                 torchaudio.transforms.MelSpectrogram(sample_rate=spec.sample_rate, **mel),
@@ -119,10 +127,68 @@ class InputNorm(torch.nn.Module):
         return (feats - self.mean) / self.std * mask.unsqueeze(-1).to(feats.dtype)
 
 
-def utterance_stats(raw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean and standard deviation of frames over the valid part: ``(B, T, F)`` → ``(B, 2F)``."""
-    m = mask.unsqueeze(-1).to(raw.dtype)
-    count = m.sum(dim=1).clamp(min=1.0)
-    mean = (raw * m).sum(dim=1) / count
-    std = (((raw - mean.unsqueeze(1)) ** 2 * m).sum(dim=1) / count).sqrt()
-    return torch.cat([mean, std], dim=-1)
+class LowLevelDescriptors(torch.nn.Module):
+    """The 34 short-term descriptors of pyAudioAnalysis, batched in torch: waveforms ``(B, N)`` → ``(B, 34, T)``.
+
+    Per frame: zero-crossing rate, energy, energy entropy, spectral centroid, spread, entropy, flux, roll-off
+    (90 %), 13 MFCCs, 12 chroma bins and the chroma deviation. This is the audio input of seed 001 (CBLA), whose
+    paper computed them with pyAudioAnalysis; differences from it: a Hann-windowed STFT, torchaudio's mel
+    filterbank (``n_mels`` bands) with an orthonormal DCT for the MFCCs. Frames are centred like torchaudio's
+    MFCC (``N // hop + 1`` frames), so masks are computed the same way for every kind.
+    """
+
+    sub_blocks = 10  # sub-frames / sub-bands of the energy and spectral entropies
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        super().__init__()
+        self.win = round(spec.sample_rate * spec.win_ms / 1000)
+        self.hop = spec.hop_length
+        self.n_fft = 1 << (self.win - 1).bit_length()
+        n_bins = self.n_fft // 2 + 1
+        freqs = torch.linspace(0, spec.sample_rate / 2, n_bins)
+        self.register_buffer("window", torch.hann_window(self.win))
+        self.register_buffer("freqs", freqs / (spec.sample_rate / 2))  # normalised to [0, 1]
+        mel = torchaudio.functional.melscale_fbanks(n_bins, 0.0, spec.sample_rate / 2, spec.n_mels, spec.sample_rate)
+        self.register_buffer("mel_fb", mel)  # (F, n_mels)
+        self.register_buffer("dct", torchaudio.functional.create_dct(13, spec.n_mels, "ortho"))  # (n_mels, 13)
+        # Chroma: each bin above 0 Hz goes to its pitch class (A0 = 27.5 Hz reference), averaged per class.
+        pitch = torch.round(12 * torch.log2(freqs[1:] / 27.5)).long() % 12
+        chroma = torch.zeros(n_bins, 12)
+        chroma[torch.arange(1, n_bins), pitch] = 1.0
+        self.register_buffer("chroma_fb", chroma / chroma.sum(0).clamp(min=1.0))
+        sub = torch.arange(n_bins) * self.sub_blocks // n_bins
+        self.register_buffer("band_fb", torch.nn.functional.one_hot(sub, self.sub_blocks).float())  # (F, 10)
+
+    @staticmethod
+    def _entropy(parts: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+        p = parts / (parts.sum(-1, keepdim=True) + eps)
+        return -(p * torch.log2(p + eps)).sum(-1)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        eps = 1e-10
+        half = self.win // 2
+        frames = torch.nn.functional.pad(wave, (half, half)).unfold(-1, self.win, self.hop)  # (B, T, win)
+        spec = torch.stft(wave, self.n_fft, self.hop, self.win, self.window, center=True, pad_mode="constant",
+                          return_complex=True).abs().transpose(1, 2)  # (B, T, F)
+        frames = frames[:, : spec.shape[1]]
+        zcr = (frames[..., 1:].sign() - frames[..., :-1].sign()).abs().sum(-1) / (2 * (self.win - 1))
+        energy = frames.pow(2).mean(-1)
+        n_sub = self.win // self.sub_blocks
+        sub = frames[..., : n_sub * self.sub_blocks].unflatten(-1, (self.sub_blocks, n_sub)).pow(2).sum(-1)
+        energy_entropy = self._entropy(sub)
+        mag = spec / self.win
+        weight = mag / (mag.amax(-1, keepdim=True) + eps)
+        den = weight.sum(-1) + eps
+        centroid = (weight * self.freqs).sum(-1) / den
+        spread = ((self.freqs - centroid.unsqueeze(-1)).pow(2) * weight).sum(-1).div(den).sqrt()
+        power = mag.pow(2)
+        spectral_entropy = self._entropy(power @ self.band_fb)
+        dist = mag / (mag.sum(-1, keepdim=True) + eps)
+        flux = torch.nn.functional.pad((dist[:, 1:] - dist[:, :-1]).pow(2).sum(-1), (1, 0))
+        total = power.sum(-1, keepdim=True)
+        rolloff = (power.cumsum(-1) <= 0.9 * total).sum(-1).clamp(max=power.shape[-1] - 1) / power.shape[-1]
+        mfcc = (10 * torch.log10((spec.pow(2) @ self.mel_fb).clamp(min=eps))) @ self.dct  # (B, T, 13)
+        chroma = (power @ self.chroma_fb) / (total + eps)  # (B, T, 12)
+        scalars = torch.stack([zcr, energy, energy_entropy, centroid, spread, spectral_entropy, flux, rolloff], -1)
+        feats = torch.cat([scalars, mfcc, chroma, chroma.std(-1, keepdim=True)], dim=-1)  # (B, T, 34)
+        return feats.transpose(1, 2)

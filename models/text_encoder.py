@@ -65,8 +65,10 @@ class TextEncoder:
 
     def __init__(self, spec: TextEncoderSpec, device: torch.device | str = "cpu") -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        hf_logging.disable_progress_bar()
         path = encoder_path(spec.name)
         self.spec = spec
         self.device = torch.device(device)

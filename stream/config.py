@@ -1,0 +1,165 @@
+"""Runtime configuration: YAML in ``configs/``, validated on load into dataclasses.
+
+Every error names the offending key by its dotted path (``publish.mqtt.port``) and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emostream.stream.errors import UserError
+from emostream.stream.vad import VadConfig
+
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; refuse anything absurd before parsing it
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    realtime: bool = False  # pace a replayed file like a live source
+    channel_names: tuple[str, ...] = ()  # speaker label per channel; default ch0, ch1, ...
+    queue_size: int = 32  # bound of every inter-stage queue
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    compute_type: str = "int8"
+    beam_size: int = 1
+    threads: int = 2
+    language: str = "en"
+    # Whisper's own guards against text on silence/noise: drop a segment that is probably not speech.
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    bundle: str = "default"  # "default" (shipped) or a bundle directory
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class ZmqConfig:
+    enabled: bool = False
+    endpoint: str = "tcp://127.0.0.1:5556"
+    send_hwm: int = 10000
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "emostream"
+    qos: int = 1
+    client_id: str = ""
+    connect_attempts: int = 5  # at start-up, before giving up with an error
+    backoff_s: float = 0.5  # first retry delay; doubles up to max_backoff_s
+    max_backoff_s: float = 5.0
+    spool_size: int = 10000  # events held while the broker is away; a full spool back-pressures the pipeline
+    drain_timeout_s: float = 30.0  # at exit, how long to keep trying to deliver what is spooled
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    stdout: bool = True
+    jsonl: str = ""  # also append events to this file
+    zmq: ZmqConfig = field(default_factory=ZmqConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """Builds dataclass ``cls`` from a mapping, checking keys and types recursively."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'top level'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if unknown := sorted(set(data) - names):
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ValueError(f"unknown key {key!r}; known keys here: {', '.join(sorted(names))}")
+    values = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        values[name] = _coerce(hints[name], value, key)
+    return cls(**values)  # __post_init__ checks raise ValueError naming their own keys
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        (item,) = set(typing.get_args(hint)) - {Ellipsis}
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(option, value, key)
+            except ValueError:
+                continue
+        raise ValueError(f"{key}: {value!r} does not fit {hint}")
+    if hint is type(None):
+        if value is not None:
+            raise ValueError(f"{key}: expected null")
+        return None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ValueError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load_config(path: Path | None) -> Config:
+    """The defaults, overlaid with a YAML file if given."""
+    if path is None:
+        return Config()
+    if not path.is_file():
+        raise UserError(f"config {path}: no such file; pass --config with a YAML file (see configs/)")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"config {path}: larger than {MAX_CONFIG_BYTES} bytes; is this really a config file?")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    try:
+        return build(Config, data, "")
+    except ValueError as e:
+        raise UserError(f"config {path}: {e}") from None
+
+
+def override(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy with some fields of some sections replaced, validated like the file (for CLI flags)."""
+    as_dict = dataclasses.asdict(config)
+    for section, values in sections.items():
+        node = as_dict
+        *parents, leaf = section.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf].update({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+    try:
+        return build(Config, _lists(as_dict), "")
+    except ValueError as e:
+        raise UserError(f"command-line option: {e}") from None
+
+
+def _lists(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _lists(v) for k, v in d.items()}
+    return list(d) if isinstance(d, tuple) else d

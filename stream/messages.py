@@ -1,0 +1,104 @@
+"""Typed messages that flow one way through the pipeline. Each stage consumes one kind and emits the next.
+
+Times named ``*_wall`` are ``time.monotonic()`` seconds; ``latency_ms`` accumulates each stage's
+processing time so the published event can show where the time went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from emostream.models.collate import PastUtterance
+from emostream.stream.events import EmotionEvent
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """One VAD frame of one channel: 16 kHz int16 samples, and when the pipeline received them."""
+
+    stream_id: str
+    channel: int
+    index: int  # frame number within the channel
+    samples: np.ndarray
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """The source is exhausted (or stopped); stages flush and pass it on."""
+
+    stream_id: str
+    frames: int  # frames read per channel
+    peak: float  # highest absolute sample seen, for a useful message when no speech was found
+    error: str = ""  # why the source stopped early; raised once what was read has been published
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """A segment of speech cut by the VAD."""
+
+    stream_id: str
+    utterance_id: str
+    seq: int
+    channel: int
+    speaker: str
+    start_s: float
+    end_s: float
+    audio: np.ndarray  # float32, 16 kHz, with pre- and post-roll
+    audio_end_wall: float  # when the last voiced frame reached the pipeline
+    endpoint_wall: float  # when the VAD declared the end (after the hangover)
+    split: bool
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Acoustic:
+    """An utterance with its acoustic feature frames."""
+
+    utterance: Utterance
+    frames: torch.Tensor  # (T, audio_dim) raw feature frames
+    latency_ms: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transcribed:
+    acoustic: Acoustic
+    transcript: Transcript
+    latency_ms: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """The text embedding of a transcribed utterance (``None`` where ASR heard no words)."""
+
+    transcribed: Transcribed
+    sentence: torch.Tensor | None  # (text_dim,)
+    tokens: torch.Tensor | None  # (L, text_dim) when the bundle wants token-level text
+    latency_ms: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class InContext:
+    """An utterance with the H previous utterances of its dialogue (past only, oldest first)."""
+
+    embedded: Embedded
+    context: tuple[PastUtterance, ...]
+    latency_ms: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A finished event, waiting to be published; ``audio_end_wall`` dates the end-to-end latency."""
+
+    event: EmotionEvent
+    audio_end_wall: float

@@ -1,0 +1,42 @@
+"""A stage turns each incoming message into zero or more outgoing ones; stages are joined by bounded queues.
+
+Bounded queues give back-pressure: a slow stage makes the ones before it wait instead of buffering
+without limit. ``EndOfStream`` flushes every stage in order and then ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Generic, TypeVar
+
+from emostream.stream.messages import EndOfStream
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Stage(Generic[In, Out]):
+    name = "stage"
+
+    async def process(self, item: In) -> list[Out]:
+        raise NotImplementedError
+
+    async def flush(self) -> list[Out]:
+        """Called once at the end of the stream, for anything still held."""
+        return []
+
+
+async def run_stage(stage: Stage[In, Out], inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
+    while True:
+        item = await inbox.get()
+        if isinstance(item, EndOfStream):
+            for out in await stage.flush():
+                await outbox.put(out)
+            await outbox.put(item)
+            return
+        for out in await stage.process(item):
+            await outbox.put(out)
+
+
+def elapsed_ms(since: float, now: float) -> float:
+    return round((now - since) * 1000.0, 3)
