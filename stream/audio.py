@@ -12,7 +12,7 @@ import soundfile as sf
 import soxr
 
 from emostream.stream.errors import UserError
-from emostream.stream.vad import SAMPLE_RATE
+from emostream.stream.vad import SAMPLE_RATE, to_int16
 
 log = logging.getLogger(__name__)
 BLOCK_SECONDS = 2.0
@@ -78,7 +78,7 @@ def read_blocks(info: AudioInfo) -> Iterator[np.ndarray]:
                 if resampler is not None:
                     chunk = resampler.resample_chunk(chunk, last=last)
                 if len(chunk):
-                    yield (np.clip(chunk.T, -1.0, 1.0) * 32767.0).astype(np.int16)
+                    yield to_int16(chunk.T)
                 if last:
                     break
     except sf.LibsndfileError as e:

@@ -138,7 +138,8 @@ class Segmenter:
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """Float samples in [-1, 1] (clipped beyond) → int16, rounded to the nearest step."""
+    return np.rint(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
 def segment_all(audio: np.ndarray, cfg: VadConfig) -> list[Segment]:
