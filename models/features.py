@@ -99,7 +99,9 @@ class FeatureExtractor(torch.nn.Module):
         padded = torch.zeros(len(waveforms), longest, device=device)
         for i, w in enumerate(waveforms):
             padded[i, : len(w)] = w.to(device)
-        feats = self.transform(padded)  # (B, C, T)
+        # mfcc/mel get one "channel" per item, so that AmplitudeToDB's top_db floor is per utterance, not per batch.
+        lld = self.spec.kind == "lld"
+        feats = self.transform(padded) if lld else self.transform(padded.unsqueeze(1)).squeeze(1)  # (B, C, T)
         if self.spec.deltas:
             d1 = torchaudio.functional.compute_deltas(feats)
             feats = torch.cat([feats, d1, torchaudio.functional.compute_deltas(d1)], dim=1)

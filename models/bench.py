@@ -1,0 +1,73 @@
+"""Parameter count and CPU inference time of every registered architecture, as a markdown table.
+
+    python -m emostream.models.bench [--seconds 3] [--tokens 16] [--context 8] [--repeats 20]
+
+Each architecture is built with its default hyper-parameters and its own default inputs (feature spec and
+text level, :func:`emostream.models.zoo.default_inputs`). Inputs are synthetic but shaped like a real
+utterance of ``--seconds`` seconds with ``--tokens`` tokens and a full context of ``--context`` utterances.
+Time is per utterance: the median over ``--repeats`` calls of one batch, divided by the batch size, on one
+CPU thread in inference mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from emostream.models.collate import PastUtterance, UtteranceInput, collate
+from emostream.models.interface import EmotionModel, ModelDims, architectures, build_model
+from emostream.models.labels import LABELS
+from emostream.models.zoo import default_inputs
+
+
+def time_per_utterance(model: EmotionModel, items: list[UtteranceInput], dims: ModelDims, repeats: int) -> float:
+    """Median seconds per utterance of a forward pass over ``items`` as one batch."""
+    batch = collate(items, dims)
+    with torch.inference_mode():
+        for _ in range(2):  # warm-up
+            model(batch)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(batch)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) / len(items)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="utterance length (default 3 s)")
+    parser.add_argument("--tokens", type=int, default=16, help="tokens per utterance for token-level text")
+    parser.add_argument("--context", type=int, default=8, help="H, past utterances in the context")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch size (batch 16: a quarter)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    print(f"Per-utterance CPU inference, 1 thread, {args.seconds:g} s utterance, {args.tokens} tokens, "
+          f"H = {args.context}; median over {args.repeats} (batch 1) / {max(3, args.repeats // 4)} (batch 16) calls.\n")
+    print("| architecture | parameters | audio input | text input | ms/utt, batch 1 | ms/utt, batch 16 |")
+    print("|---|---:|---|---|---:|---:|")
+    for name in sorted(architectures()):
+        spec, text_spec = default_inputs(name)
+        dims = ModelDims(num_classes=len(LABELS), audio_dim=spec.dim, text_dim=text_spec.dim,
+                         context_size=args.context)
+        model = build_model(name, dims, {}).eval()
+        frames = min(round(args.seconds * 1000 / spec.hop_ms) + 1, spec.max_frames)
+        tokens = args.tokens if text_spec.level == "token" else 1
+        context = tuple(PastUtterance(torch.randn(dims.text_dim), torch.rand(2 * dims.audio_dim), str(i % 2))
+                        for i in range(args.context))
+        item = UtteranceInput(audio=torch.randn(frames, dims.audio_dim), sentence=torch.randn(dims.text_dim),
+                              tokens=torch.randn(tokens, dims.text_dim), speaker="0", context=context)
+        params = sum(p.numel() for p in model.parameters())
+        one = time_per_utterance(model, [item], dims, args.repeats)
+        sixteen = time_per_utterance(model, [item] * 16, dims, max(3, args.repeats // 4))
+        audio = f"{spec.kind} {spec.dim}-d, {frames} frames"
+        text = f"{text_spec.level} ({tokens})" if text_spec.level == "token" else "sentence + context"
+        print(f"| `{name}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
