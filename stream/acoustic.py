@@ -14,6 +14,7 @@ from emostream.stream.stage import Stage, elapsed_ms
 
 class AcousticFeatures(Stage[Utterance, Acoustic]):
     name = "features"
+    accepts = (Utterance,)
 
     def __init__(self, spec: FeatureSpec, device: torch.device) -> None:
         self.extractor = FeatureExtractor(spec).to(device)

@@ -1,12 +1,14 @@
-"""``emo-stream``: replay a recorded dialogue through the pipeline and publish one emotion event per utterance."""
+"""``emo-stream``: replays recorded dialogues (several at once if asked) through the pipeline and publishes
+partial transcripts, an early audio-only estimate and one fused emotion event per utterance."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,11 +16,13 @@ from emostream.models.bundle import BundleError
 from emostream.stream.audio import probe
 from emostream.stream.config import Config, load_config, override
 from emostream.stream.errors import UserError
-from emostream.stream.pipeline import StreamReport, load_runtime, run_replay, stream_id_for
+from emostream.stream.metrics import StreamMetrics
+from emostream.stream.pipeline import StreamSpec, load_runtime, run_streams
 from emostream.stream.publishers import Publisher
 from emostream.stream.publishers.jsonl import JsonLinesPublisher
 from emostream.stream.publishers.mqtt import MqttPublisher
 from emostream.stream.publishers.zeromq import ZmqPublisher
+from emostream.stream.source import replay, stream_id_for
 
 log = logging.getLogger("emo-stream")
 
@@ -26,30 +30,35 @@ log = logging.getLogger("emo-stream")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="emo-stream",
-        description="Streaming emotion recognition: replays a dialogue, publishes one JSON event per utterance.",
+        description="Streaming emotion recognition: replays dialogues, publishes one JSON event per utterance.",
     )
-    p.add_argument("--replay", type=Path, metavar="FILE", required=True,
-                   help="audio file to replay (WAV, FLAC, OGG; any rate; stereo = one speaker per channel)")
+    p.add_argument("--replay", type=Path, metavar="FILE", action="append", default=[],
+                   help="audio file to replay (WAV, FLAC, OGG; any rate; stereo = one speaker per channel); "
+                        "repeat for several concurrent streams")
     p.add_argument("--config", type=Path, help="YAML config (see configs/default.yaml)")
-    p.add_argument("--realtime", action="store_true", help="pace the file like a live source")
-    p.add_argument("--stream-id", help="id used in events and topics (default: the file name)")
+    p.add_argument("--realtime", action="store_true", help="pace files like live sources")
+    p.add_argument("--stream-id", action="append", default=[],
+                   help="id used in events and topics, one per --replay in order (default: the file name)")
     p.add_argument("--channels", help="speaker names per channel, comma-separated (e.g. agent,customer)")
     p.add_argument("--bundle", help="model bundle directory (default: the shipped bundle)")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--model-device", help="where models run: auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-partials", action="store_true", help="do not publish partial transcripts")
     p.add_argument("--no-stdout", action="store_true", help="do not print events on stdout")
     p.add_argument("--jsonl", type=Path, metavar="FILE", help="append events to this JSON Lines file")
     p.add_argument("--zmq", metavar="ENDPOINT", help="publish on a ZeroMQ PUB socket bound here (tcp://host:port)")
     p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish to this MQTT broker (QoS 1)")
     p.add_argument("--mqtt-topic-prefix", help="MQTT/ZeroMQ topic prefix (default: emostream)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress and per-utterance details")
+    p.add_argument("--prometheus-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return p
 
 
 def apply_flags(cfg: Config, a: argparse.Namespace) -> Config:
-    source = {"realtime": True} if a.realtime else {}
+    source: dict = {"realtime": True} if a.realtime else {}
     if a.channels:
         source["channel_names"] = tuple(c.strip() for c in a.channels.split(","))
-    model = {k: v for k, v in (("bundle", a.bundle), ("device", a.device)) if v}
+    model = {k: v for k, v in (("bundle", a.bundle), ("device", a.model_device)) if v}
+    asr = {"partial_interval_ms": 0} if a.no_partials else {}
     publish: dict = {}
     if a.no_stdout:
         publish["stdout"] = False
@@ -59,15 +68,17 @@ def apply_flags(cfg: Config, a: argparse.Namespace) -> Config:
     mqtt: dict = {}
     if a.mqtt:
         host, _, port = a.mqtt.rpartition(":") if ":" in a.mqtt else (a.mqtt, "", "")
-        if port and not port.isdigit():
+        if not port.isdigit() and port:
             raise UserError(f"--mqtt {a.mqtt!r}: the port must be a number (HOST or HOST:PORT)")
         mqtt = {"enabled": True, "host": host} | ({"port": int(port)} if port else {})
     if a.mqtt_topic_prefix:
         mqtt["topic_prefix"] = a.mqtt_topic_prefix
-    return override(cfg, source=source, model=model, publish=publish, **{"publish.zmq": zmq, "publish.mqtt": mqtt})
+    metrics = {"prometheus_port": a.prometheus_port} if a.prometheus_port is not None else {}
+    return override(cfg, source=source, model=model, asr=asr, publish=publish, metrics=metrics,
+                    **{"publish.zmq": zmq, "publish.mqtt": mqtt})
 
 
-def publishers_for(cfg: Config, stream_id: str) -> list[Publisher]:
+def publishers_for(cfg: Config) -> list[Publisher]:
     out: list[Publisher] = []
     pc = cfg.publish
     if pc.stdout:
@@ -77,24 +88,42 @@ def publishers_for(cfg: Config, stream_id: str) -> list[Publisher]:
     if pc.zmq.enabled:
         out.append(ZmqPublisher(pc.zmq, pc.mqtt.topic_prefix))
     if pc.mqtt.enabled:
-        out.append(MqttPublisher(pc.mqtt, f"emo-stream-{stream_id}"))
+        out.append(MqttPublisher(pc.mqtt, "emo-stream"))
     return out
 
 
-async def run(a: argparse.Namespace) -> StreamReport:
+def replay_specs(a: argparse.Namespace, cfg: Config) -> list[StreamSpec]:
+    if len(a.stream_id) > len(a.replay):
+        raise UserError(f"{len(a.stream_id)} --stream-id given for {len(a.replay)} --replay files; give one per file")
+    specs = []
+    for i, path in enumerate(a.replay):
+        info = probe(path)  # fail on a bad file before loading any model
+        stream_id = a.stream_id[i] if i < len(a.stream_id) else stream_id_for(path)
+        source = functools.partial(replay, info, stream_id, cfg.vad.frame_samples, cfg.source.realtime)
+        specs.append(StreamSpec(stream_id, source, str(path), channels=info.channels))
+    return specs
+
+
+async def run(a: argparse.Namespace) -> dict[str, StreamMetrics | BaseException]:
     cfg = apply_flags(load_config(a.config), a)
-    info = probe(a.replay)  # fail on a bad file before loading any model
-    stream_id = a.stream_id or stream_id_for(a.replay)
+    specs = replay_specs(a, cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, functools.partial(on_signal, stop, sig))
     started: list[Publisher] = []
     try:
-        for p in publishers_for(cfg, stream_id):  # connect before loading models: a bad bus fails fast
+        for p in publishers_for(cfg):  # connect before loading models: a bad bus fails fast
             await p.start()
             started.append(p)
         log.info("loading models")
         runtime = await asyncio.to_thread(load_runtime, cfg)
-        log.info("replaying %s (%.1f s, %d Hz, %d channel(s))", info.path, info.duration_s, info.sample_rate,
-                 info.channels)
-        return await run_replay(info, stream_id, cfg, runtime, started)
+        try:
+            for s in specs:
+                log.info("stream %s: %s", s.stream_id, s.description)
+            return await run_streams(specs, cfg, runtime, started, stop)
+        finally:
+            await runtime.close()
     finally:
         errors = []
         for p in started:
@@ -106,23 +135,40 @@ async def run(a: argparse.Namespace) -> StreamReport:
             raise errors[0]
 
 
+def on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    """First signal: stop reading input, finish and publish what is in flight, exit 0. Second: exit now."""
+    if stop.is_set():
+        log.warning("second %s: exiting without flushing", sig.name)
+        os._exit(130)
+    log.warning("%s: finishing the utterances in flight (send again to exit at once)", sig.name)
+    stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr,
                         format="emo-stream: %(levelname)s: %(message)s")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every decode at INFO
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every utterance at INFO
+    if not a.replay:
+        parser().error("give at least one --replay FILE")
     try:
-        report = asyncio.run(run(a))
+        results = asyncio.run(run(a))
     except (UserError, BundleError) as e:
         print(f"emo-stream: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)
-    except KeyboardInterrupt:
-        return 130
-    with contextlib.suppress(BrokenPipeError):
-        print(f"emo-stream: {report.summary()}", file=sys.stderr)
-    return 0
+    code = 0
+    for stream_id, result in results.items():
+        if isinstance(result, UserError):
+            print(f"emo-stream: error: {result}", file=sys.stderr)
+            code = code or result.exit_code
+        elif isinstance(result, BaseException):
+            print(f"emo-stream: error: stream {stream_id} failed: {result!r}", file=sys.stderr)
+            code = code or 1
+        else:
+            print(f"emo-stream: {result.summary()}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from emostream.stream.errors import UserError
+from emostream.stream.speakers import SpeakerConfig
 from emostream.stream.vad import VadConfig
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; refuse anything absurd before parsing it
@@ -25,6 +26,7 @@ class SourceConfig:
     realtime: bool = False  # pace a replayed file like a live source
     channel_names: tuple[str, ...] = ()  # speaker label per channel; default ch0, ch1, ...
     queue_size: int = 32  # bound of every inter-stage queue
+    max_streams: int = 16  # more concurrent streams than this are refused at start
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,17 @@ class AsrConfig:
     # Whisper's own guards against text on silence/noise: drop a segment that is probably not speech.
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
+    max_compression_ratio: float = 2.4  # above this a hypothesis is looping text, not speech
+    partial_interval_ms: int = 1000  # a partial transcript per this much speech; 0 switches partials off
+    partial_window_s: float = 10.0  # at most this much of the latest audio is decoded for a partial
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     bundle: str = "default"  # "default" (shipped) or a bundle directory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    max_batch: int = 32  # utterances of all streams batched into one forward pass
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,21 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    interval_s: float = 5.0  # a metrics event per stream this often; 0 switches them off
+    prometheus_port: int = 0  # serve Prometheus metrics here; 0 switches the endpoint off
+    prometheus_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    speakers: SpeakerConfig = field(default_factory=SpeakerConfig)  # mono streams only; stereo uses channels
 
 
 def build(cls: type, data: Any, where: str) -> Any:

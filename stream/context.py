@@ -21,6 +21,7 @@ class ContextBuffer(Stage[Embedded, InContext]):
     """
 
     name = "context"
+    accepts = (Embedded,)
 
     def __init__(self, size: int, text_dim: int) -> None:
         self.past: deque[PastUtterance] = deque(maxlen=size)

@@ -12,6 +12,7 @@ from emostream.stream.stage import Stage, elapsed_ms
 
 class TextEmbedding(Stage[Transcribed, Embedded]):
     name = "text"
+    accepts = (Transcribed,)
 
     def __init__(self, encoder: TextEncoder) -> None:
         self.encoder = encoder

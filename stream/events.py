@@ -1,25 +1,74 @@
-"""The published emotion event: one per utterance, JSON, versioned; its JSON Schema ships beside this module."""
+"""What emo-stream publishes: versioned JSON events, one JSON Schema per type in ``schemas/``.
+
+For one utterance the sequence is: ``partial`` (revision 1, 2, ... while it is spoken; may be skipped
+under load) → ``emotion_estimate`` (audio only, at the endpoint) → ``emotion`` (fused, with the final
+transcript). All three carry the same ``utterance_id``. ``metrics`` events come every few seconds per stream.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+EVENT_TYPES = ("partial", "emotion_estimate", "emotion", "metrics")
 
 
-@dataclass(frozen=True)
-class EmotionEvent:
+@dataclass(frozen=True, kw_only=True)
+class Event:
     stream_id: str
+    emitted_at: float = 0.0  # Unix time in seconds, stamped when published
+    schema_version: int = SCHEMA_VERSION
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    def topic(self, prefix: str) -> str:
+        """The bus topic ``<prefix>/<stream_id>/<type>``: the same string on MQTT and as ZeroMQ's first frame."""
+        return f"{prefix}/{self.stream_id}/{self.type}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UtteranceEvent(Event):
     utterance_id: str
     seq: int
     channel: int
     speaker: str
     start_s: float
     end_s: float
+    latency_ms: dict[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartialEvent(UtteranceEvent):
+    """A transcript while the utterance is still spoken. ``committed`` never changes once published
+    (LocalAgreement-2); ``tentative`` may be revised by the next revision."""
+
+    type: ClassVar[str] = "partial"
+    revision: int
+    committed: str
+    tentative: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.committed} {self.tentative}".strip()
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {"text": self.text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmotionEvent(UtteranceEvent):
+    """The fused result for an utterance, with its final transcript."""
+
+    type: ClassVar[str] = "emotion"
     transcript: str
     label: str
     confidence: float
@@ -30,21 +79,44 @@ class EmotionEvent:
     model_id: str
     split: bool  # the utterance was cut at the maximum length, not at a pause
     asr: dict[str, float]  # Whisper's avg_logprob and no_speech_prob
-    latency_ms: dict[str, float]
-    emitted_at: float  # Unix time, seconds
-    type: str = "emotion"
-    schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
-
-    def topic(self, prefix: str) -> str:
-        """The bus topic: ``<prefix>/<stream_id>/emotion`` (the same string on MQTT and as the ZeroMQ frame)."""
-        return f"{prefix}/{self.stream_id}/{self.type}"
 
 
-def load_schema(name: str = "emotion") -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+@dataclass(frozen=True, kw_only=True)
+class EstimateEvent(UtteranceEvent):
+    """The audio-only emotion, published at the endpoint before the transcript exists."""
+
+    type: ClassVar[str] = "emotion_estimate"
+    label: str
+    confidence: float
+    scores: dict[str, float]
+    valence: float
+    arousal: float
+    model_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsEvent(Event):
+    type: ClassVar[str] = "metrics"
+    window_s: float
+    audio_s: float  # audio consumed since the stream started
+    wall_s: float
+    real_time_factor: float  # processing wall time per second of audio (< 1: keeping up)
+    utterances: int
+    latency_ms: dict[str, dict[str, float]]  # per stage: p50, p95, p99 over the recent window
+    queue_depths: dict[str, int]
+    dropped_partials: int
+    input_overruns: int
+
+
+def load_schema(event_type: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{event_type}.schema.json").read_text())
+
+
+def validator(event_type: str) -> Any:
+    """A JSON Schema validator for one event type, resolving the shared definitions offline."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    schemas = [load_schema(name) for name in ("common", *EVENT_TYPES)]
+    registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas)
+    return Draft202012Validator(load_schema(event_type), registry=registry)

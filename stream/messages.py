@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from emostream.models.collate import PastUtterance
-from emostream.stream.events import EmotionEvent
+from emostream.stream.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,21 @@ class Utterance:
     endpoint_wall: float  # when the VAD declared the end (after the hangover)
     split: bool
     latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PartialAudio:
+    """The utterance so far, while it is still spoken: input for a partial transcript."""
+
+    stream_id: str
+    utterance_id: str
+    seq: int
+    channel: int
+    speaker: str
+    start_s: float
+    end_s: float
+    audio: np.ndarray  # float32, 16 kHz, from the pre-roll up to now
+    wall: float  # when the newest frame in ``audio`` reached the pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +112,10 @@ class InContext:
 
 
 @dataclass(frozen=True, slots=True)
-class Scored:
-    """A finished event, waiting to be published; ``audio_end_wall`` dates the end-to-end latency."""
+class Outgoing:
+    """An event ready to publish. Every stage passes it on untouched, so early events (partials, the
+    audio-only estimate) travel down the same queues as the utterance they belong to.
+    ``audio_end_wall`` dates the end-to-end latency."""
 
-    event: EmotionEvent
+    event: Event
     audio_end_wall: float

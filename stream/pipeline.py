@@ -1,132 +1,193 @@
-"""Wiring: source → VAD → features → ASR → text embedding → context → inference → publishers.
+"""Wiring: source → VAD → features → audio-only estimate → ASR → text embedding → context → inference → publishers.
 
-Heavy models are loaded once (:class:`Runtime`) and shared; each stream gets its own stages and
-queues, so a stream's state never leaks into another's.
+Heavy models are loaded once (:class:`Runtime`) and shared by every stream through services that
+queue and batch work; each stream has its own stages and bounded queues, so one stream's state never
+leaks into another's and one stream's failure ends that stream alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-import re
-import statistics
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from emostream.models.text_encoder import TextEncoder
 from emostream.stream.acoustic import AcousticFeatures
-from emostream.stream.audio import AudioInfo
 from emostream.stream.config import Config
 from emostream.stream.context import ContextBuffer
 from emostream.stream.device import resolve_device
+from emostream.stream.diarization import SpeakerLabelling
 from emostream.stream.embedding import TextEmbedding
 from emostream.stream.errors import UserError
-from emostream.stream.events import EmotionEvent
-from emostream.stream.inference import EmotionClassifier, Inference
-from emostream.stream.messages import EndOfStream, Scored
+from emostream.stream.events import EmotionEvent, EstimateEvent, Event, UtteranceEvent
+from emostream.stream.inference import EarlyEstimate, EmotionClassifier, Inference, InferenceService
+from emostream.stream.messages import AudioFrame, EndOfStream, Outgoing
+from emostream.stream.metrics import PrometheusExporter, StreamMetrics
 from emostream.stream.publishers import Publisher
 from emostream.stream.segmentation import Segmentation
-from emostream.stream.source import replay
+from emostream.stream.speakers import SpeakerEncoder
 from emostream.stream.stage import Stage, elapsed_ms, run_stage
-from emostream.stream.transcription import Transcriber, Transcription
+from emostream.stream.transcription import AsrService, Transcriber, Transcription
+from emostream.stream.vad import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+Source = Callable[[asyncio.Event], AsyncIterator[AudioFrame | EndOfStream]]
 
 
 @dataclass
 class Runtime:
-    """The models every stream shares."""
+    """The models every stream shares, behind their services."""
 
     bundle: Bundle
-    transcriber: Transcriber
+    asr: AsrService
     encoder: TextEncoder
-    classifier: EmotionClassifier
+    inference: InferenceService
+    speaker_encoder: SpeakerEncoder | None
+    prometheus: PrometheusExporter | None
+
+    async def close(self) -> None:
+        await self.asr.close()
+        await self.inference.close()
+        if self.prometheus:
+            self.prometheus.close()
 
 
 def load_runtime(cfg: Config) -> Runtime:
+    # Parallelism comes from many streams and from CTranslate2's own threads; torch's intra-op threads
+    # on top of those only contend for the same cores (measured: 40x slower speaker embeddings on 2 cores).
+    torch.set_num_threads(1)
     device = resolve_device(cfg.model.device)
     bundle_path = DEFAULT_BUNDLE if cfg.model.bundle == "default" else Path(cfg.model.bundle)
     bundle = load_bundle(bundle_path, device)
+    prometheus = None
+    if cfg.metrics.prometheus_port:
+        try:
+            prometheus = PrometheusExporter(cfg.metrics.prometheus_host, cfg.metrics.prometheus_port)
+        except OSError as e:
+            where = f"{cfg.metrics.prometheus_host}:{cfg.metrics.prometheus_port}"
+            raise UserError(
+                f"cannot serve Prometheus metrics on {where} ({e.strerror}); pick another metrics.prometheus_port"
+            ) from None
     return Runtime(
         bundle=bundle,
-        transcriber=Transcriber(cfg.asr, device),
+        asr=AsrService(Transcriber(cfg.asr, device)),
         encoder=TextEncoder(bundle.meta.text_encoder, device),
-        classifier=EmotionClassifier(bundle, device),
+        inference=InferenceService(EmotionClassifier(bundle, device), cfg.model.max_batch, cfg.model.max_wait_ms),
+        speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
+        prometheus=prometheus,
     )
 
 
-@dataclass
-class StreamReport:
+@dataclass(frozen=True)
+class StreamSpec:
     stream_id: str
-    audio_s: float = 0.0
-    wall_s: float = 0.0
-    events: list[EmotionEvent] = field(default_factory=list)
-
-    def summary(self) -> str:
-        e2e = sorted(e.latency_ms["end_to_end"] for e in self.events)
-        lat = ""
-        if e2e:
-            p95 = e2e[min(len(e2e) - 1, round(0.95 * (len(e2e) - 1)))]
-            lat = f", end-to-end latency p50 {statistics.median(e2e):.0f} ms, p95 {p95:.0f} ms"
-        speed = self.audio_s / self.wall_s if self.wall_s else 0.0
-        return (f"{self.stream_id}: {len(self.events)} utterances in {self.audio_s:.1f} s of audio, "
-                f"{self.wall_s:.1f} s wall ({speed:.1f}x real time){lat}")
+    source: Source
+    description: str  # for messages: a file name or a device
+    channels: int = 1
+    require_speech: bool = True  # a replayed file without speech is an error; a quiet microphone is not
+    input_overruns: Callable[[], int] = lambda: 0
 
 
-def stream_id_for(path: Path) -> str:
-    """A topic-safe id from the file name (MQTT forbids + and # in topics; / would add levels)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "stream"
+class StreamPipeline:
+    def __init__(self, spec: StreamSpec, cfg: Config, runtime: Runtime, publishers: list[Publisher]) -> None:
+        meta = runtime.bundle.meta
+        device = runtime.inference.classifier.device
+        self.spec, self.cfg, self.publishers = spec, cfg, publishers
+        self.transcription = Transcription(runtime.asr, cfg.asr)
+        self.stages: list[Stage] = [
+            Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names, cfg.asr.partial_interval_ms),
+            AcousticFeatures(meta.features, device),
+            EarlyEstimate(runtime.inference, meta.id),
+            self.transcription,
+            TextEmbedding(runtime.encoder),
+            ContextBuffer(meta.dims.context_size, meta.dims.text_dim),
+            Inference(runtime.inference, meta.id),
+        ]
+        if runtime.speaker_encoder is not None and spec.channels == 1 and not cfg.source.channel_names:
+            self.stages.insert(1, SpeakerLabelling(cfg.speakers, runtime.speaker_encoder))
+        self.queues: list[asyncio.Queue] = [asyncio.Queue(cfg.source.queue_size) for _ in range(len(self.stages) + 1)]
+        self.metrics = StreamMetrics(spec.stream_id, runtime.prometheus)
+
+    def queue_depths(self) -> dict[str, int]:
+        return {stage.name: q.qsize() for stage, q in zip(self.stages, self.queues, strict=False)}
+
+    def metrics_event(self) -> Event:
+        return self.metrics.snapshot(self.cfg.metrics.interval_s, self.queue_depths(),
+                                     self.transcription.dropped_partials, self.spec.input_overruns())
+
+    async def run(self, stop: asyncio.Event) -> StreamMetrics:
+        """Runs the stream to its end (or ``stop``); returns when its last event is published."""
+        end: list[EndOfStream] = []
+        frame_s = self.cfg.vad.frame_samples / SAMPLE_RATE
+
+        async def feed() -> None:
+            async for msg in self.spec.source(stop):
+                if isinstance(msg, AudioFrame) and msg.channel == 0:
+                    self.metrics.audio_s += frame_s
+                await self.queues[0].put(msg)
+
+        async def sink() -> None:
+            while not isinstance(item := await self.queues[-1].get(), EndOfStream):
+                self.metrics.observe(await publish(item, self.publishers))
+            end.append(item)
+
+        async def report() -> None:
+            while self.cfg.metrics.interval_s:
+                await asyncio.sleep(self.cfg.metrics.interval_s)
+                await publish_now(self.metrics_event(), self.publishers)
+
+        reporter = asyncio.create_task(report())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(feed())
+                for stage, inbox, outbox in zip(self.stages, self.queues[:-1], self.queues[1:], strict=True):
+                    group.create_task(run_stage(stage, inbox, outbox))
+                group.create_task(sink())
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        finally:
+            reporter.cancel()
+        if self.cfg.metrics.interval_s:
+            await publish_now(self.metrics_event(), self.publishers)  # the final figures of the stream
+        if end[0].error:
+            raise UserError(end[0].error)
+        if self.spec.require_speech and not self.metrics.counts.get("emotion") and not stop.is_set():
+            peak = end[0].peak
+            level = f"{20 * math.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
+            raise UserError(
+                f"{self.spec.description}: no speech found in {self.metrics.audio_s:.1f} s of audio (peak level "
+                f"{level}); check that it holds speech, or lower vad.aggressiveness in the config"
+            )
+        return self.metrics
 
 
-async def run_replay(
-    info: AudioInfo, stream_id: str, cfg: Config, runtime: Runtime, publishers: list[Publisher]
-) -> StreamReport:
-    """Replays one file through every stage; returns when the last event has been published."""
-    meta = runtime.bundle.meta
-    stages: list[Stage] = [
-        Segmentation(stream_id, cfg.vad, cfg.source.channel_names),
-        AcousticFeatures(meta.features, runtime.classifier.device),
-        Transcription(runtime.transcriber),
-        TextEmbedding(runtime.encoder),
-        ContextBuffer(meta.dims.context_size, meta.dims.text_dim),
-        Inference(runtime.classifier),
-    ]
-    queues: list[asyncio.Queue] = [asyncio.Queue(cfg.source.queue_size) for _ in range(len(stages) + 1)]
-    report = StreamReport(stream_id)
-    t0 = time.monotonic()
-    end: list[EndOfStream] = []
+async def run_streams(specs: list[StreamSpec], cfg: Config, runtime: Runtime, publishers: list[Publisher],
+                      stop: asyncio.Event) -> dict[str, StreamMetrics | BaseException]:
+    """Runs every stream concurrently; a stream that fails is reported and the others go on."""
+    if len(specs) > cfg.source.max_streams:
+        raise UserError(f"{len(specs)} streams requested but source.max_streams is {cfg.source.max_streams}; "
+                        "raise it in the config or run fewer streams per process")
+    ids = [s.stream_id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"stream ids must be unique, got {ids}; name them with --stream-id")
+    pipelines = [StreamPipeline(s, cfg, runtime, publishers) for s in specs]
 
-    async def feed() -> None:
-        async for msg in replay(info, stream_id, cfg.vad.frame_samples, cfg.source.realtime):
-            await queues[0].put(msg)
+    async def one(p: StreamPipeline) -> StreamMetrics:
+        try:
+            return await p.run(stop)
+        except UserError as e:
+            log.error("stream %s failed: %s", p.spec.stream_id, e)
+            raise
 
-    async def sink() -> None:
-        while True:
-            item = await queues[-1].get()
-            if isinstance(item, EndOfStream):
-                end.append(item)
-                return
-            report.events.append(await publish(item, publishers))
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(feed())
-            for stage, inbox, outbox in zip(stages, queues[:-1], queues[1:], strict=True):
-                group.create_task(run_stage(stage, inbox, outbox))
-            group.create_task(sink())
-    except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
-    report.wall_s = time.monotonic() - t0
-    report.audio_s = end[0].frames * cfg.vad.frame_samples / 16000
-    if end[0].error:
-        raise UserError(end[0].error)
-    if not report.events:
-        level = f"{20 * math.log10(end[0].peak):.0f} dBFS" if end[0].peak > 0 else "digital silence"
-        raise UserError(
-            f"{info.path}: no speech found in {report.audio_s:.1f} s of audio (peak level {level}); check that "
-            "the file holds speech, or lower vad.aggressiveness in the config"
-        )
-    return report
+    results = await asyncio.gather(*(one(p) for p in pipelines), return_exceptions=True)
+    return dict(zip(ids, results, strict=True))
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:
@@ -137,16 +198,28 @@ def first_error(group: BaseExceptionGroup) -> BaseException:
     return error
 
 
-async def publish(item: Scored, publishers: list[Publisher]) -> EmotionEvent:
-    """Stamps the end-to-end latency (utterance end in the audio → now) and hands the event to every publisher.
+async def publish(item: Outgoing, publishers: list[Publisher]) -> Event:
+    """Stamps the end-to-end latency (end of the audio the event is about → now) and publishes the event.
 
-    ``queue`` is the part of the end-to-end time not spent in any stage: waiting in queues.
+    For emotion events ``queue`` is the part of the end-to-end time spent in no stage: waiting in queues.
     """
-    now = time.monotonic()
-    lat = dict(item.event.latency_ms)
-    e2e = elapsed_ms(item.audio_end_wall, now)
-    lat["queue"] = round(max(0.0, e2e - sum(lat.values())), 3)
-    lat["end_to_end"] = e2e
-    event = replace(item.event, emitted_at=round(time.time(), 3), latency_ms=lat)
-    await asyncio.gather(*(p.publish(event) for p in publishers))
+    event = item.event
+    if isinstance(event, UtteranceEvent):
+        lat = dict(event.latency_ms)
+        e2e = elapsed_ms(item.audio_end_wall, time.monotonic())
+        if isinstance(event, EmotionEvent | EstimateEvent):
+            lat["queue"] = round(max(0.0, e2e - sum(lat.values())), 3)
+        lat["end_to_end"] = e2e
+        event = replace(event, latency_ms=lat)
+    return await publish_now(event, publishers)
+
+
+async def publish_now(event: Event, publishers: list[Publisher]) -> Event:
+    event = replace(event, emitted_at=round(time.time(), 3))
+    results = await asyncio.gather(*(p.publish(event) for p in publishers), return_exceptions=True)
+    for p, r in zip(publishers, results, strict=True):
+        if isinstance(r, BaseException):
+            raise r if isinstance(r, UserError) else UserError(f"publisher {p.name} failed: {r}")
     return event
+
+

@@ -1,52 +1,75 @@
-"""Stage: frames of every channel → utterances, one VAD segmenter per channel, numbered in endpoint order."""
+"""Stage: frames of every channel → utterances, one VAD segmenter per channel.
+
+While an utterance is spoken it also emits the audio so far every ``partial_interval_ms`` (input for
+partial transcripts). Utterance ids are given at the first partial or at the end, whichever comes
+first, so a click that the VAD drops for being too short never consumes an id.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 
-from emostream.stream.messages import AudioFrame, Utterance
+from emostream.stream.messages import AudioFrame, PartialAudio, Utterance
 from emostream.stream.stage import Stage, elapsed_ms
 from emostream.stream.vad import SAMPLE_RATE, Segment, Segmenter, VadConfig
 
 
-class Segmentation(Stage[AudioFrame, Utterance]):
+class Segmentation(Stage[AudioFrame, Utterance | PartialAudio]):
     name = "vad"
+    accepts = (AudioFrame,)
 
-    def __init__(self, stream_id: str, cfg: VadConfig, speakers: tuple[str, ...]) -> None:
+    def __init__(self, stream_id: str, cfg: VadConfig, speakers: tuple[str, ...], partial_interval_ms: int) -> None:
         self.stream_id = stream_id
         self.cfg = cfg
         self.speakers = speakers
+        self.partial_every = cfg.frames(partial_interval_ms) if partial_interval_ms else 0
         self.segmenters: dict[int, Segmenter] = {}
         # Arrival time of recent frames, to date the end of speech that the hangover confirms later.
-        keep = cfg.frames(cfg.hangover_ms) + cfg.frames(cfg.max_utterance_ms) + 2
         self.arrivals: dict[int, deque[tuple[int, float]]] = {}
-        self._keep = keep
+        self.open_ids: dict[int, tuple[str, int]] = {}  # channel → (utterance id, seq) of speech in progress
         self.seq = 0
 
     def speaker(self, channel: int) -> str:
         return self.speakers[channel] if channel < len(self.speakers) else f"ch{channel}"
 
-    async def process(self, item: AudioFrame) -> list[Utterance]:
-        seg = self.segmenters.get(item.channel)
-        if seg is None:
-            seg = self.segmenters[item.channel] = Segmenter(self.cfg)
-            self.arrivals[item.channel] = deque(maxlen=self._keep)
-        self.arrivals[item.channel].append((item.index, item.wall))
-        return [self._utterance(item.channel, s, time.monotonic()) for s in seg.push(item.samples)]
+    def _id(self, channel: int) -> tuple[str, int]:
+        if channel not in self.open_ids:
+            self.seq += 1
+            self.open_ids[channel] = (f"{self.stream_id}-{self.seq:05d}", self.seq)
+        return self.open_ids[channel]
 
-    async def flush(self) -> list[Utterance]:
+    async def process(self, item: AudioFrame) -> list[Utterance | PartialAudio]:
+        ch = item.channel
+        seg = self.segmenters.get(ch)
+        if seg is None:
+            seg = self.segmenters[ch] = Segmenter(self.cfg)
+            keep = self.cfg.frames(self.cfg.hangover_ms) + self.cfg.frames(self.cfg.max_utterance_ms) + 2
+            self.arrivals[ch] = deque(maxlen=keep)
+        self.arrivals[ch].append((item.index, item.wall))
+        out: list[Utterance | PartialAudio] = [self._utterance(ch, s, time.monotonic()) for s in seg.push(item.samples)]
+        current = seg.current()
+        if current is not None and self.partial_every:
+            spoken = (current.end - current.start) // self.cfg.frame_samples
+            if spoken >= self.partial_every and spoken % self.partial_every == 0:
+                uid, seq = self._id(ch)
+                out.append(PartialAudio(self.stream_id, uid, seq, ch, self.speaker(ch), current.start / SAMPLE_RATE,
+                                        current.end / SAMPLE_RATE, current.audio, item.wall))
+        return out
+
+    async def flush(self) -> list[Utterance | PartialAudio]:
         now = time.monotonic()
         return [self._utterance(ch, s, now) for ch, seg in self.segmenters.items() for s in seg.flush()]
 
     def _utterance(self, channel: int, s: Segment, endpoint_wall: float) -> Utterance:
         last_frame = s.end // self.cfg.frame_samples - 1
         audio_end_wall = next((w for i, w in reversed(self.arrivals[channel]) if i == last_frame), endpoint_wall)
-        self.seq += 1
+        uid, seq = self._id(channel)
+        del self.open_ids[channel]
         return Utterance(
             stream_id=self.stream_id,
-            utterance_id=f"{self.stream_id}-{self.seq:05d}",
-            seq=self.seq,
+            utterance_id=uid,
+            seq=seq,
             channel=channel,
             speaker=self.speaker(channel),
             start_s=s.start / SAMPLE_RATE,

@@ -16,7 +16,13 @@ Out = TypeVar("Out")
 
 
 class Stage(Generic[In, Out]):
+    """Consumes messages of type ``In``; anything else (an ``Outgoing`` event) is passed on."""
+
     name = "stage"
+    accepts: tuple[type, ...] = ()
+
+    def attach(self, outbox: asyncio.Queue) -> None:
+        """Gives the stage its outbox, for stages that also emit from background work (partials)."""
 
     async def process(self, item: In) -> list[Out]:
         raise NotImplementedError
@@ -27,6 +33,7 @@ class Stage(Generic[In, Out]):
 
 
 async def run_stage(stage: Stage[In, Out], inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
+    stage.attach(outbox)
     while True:
         item = await inbox.get()
         if isinstance(item, EndOfStream):
@@ -34,6 +41,9 @@ async def run_stage(stage: Stage[In, Out], inbox: asyncio.Queue, outbox: asyncio
                 await outbox.put(out)
             await outbox.put(item)
             return
+        if not isinstance(item, stage.accepts):
+            await outbox.put(item)
+            continue
         for out in await stage.process(item):
             await outbox.put(out)
 

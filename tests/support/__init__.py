@@ -1,0 +1,1 @@
+"""Test support: dialogue builders with exact ground truth, and real broker / socket collectors."""
