@@ -39,6 +39,7 @@ class AsrConfig:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     max_compression_ratio: float = 2.4  # above this a hypothesis is looping text, not speech
+    window_s: float = 10.0  # encoder input: utterances are padded to this; 30 = Whisper's own window (benchmarks)
     partial_interval_ms: int = 1000  # a partial transcript per this much speech; 0 switches partials off
     partial_window_s: float = 10.0  # at most this much of the latest audio is decoded for a partial
 

@@ -28,6 +28,9 @@ from emostream.stream.vad import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 FINAL, PARTIAL = 0, 1
+MAX_WINDOW_S = 30  # Whisper's window
+HOP = 160  # samples per mel frame
+MAX_TOKENS = 224  # Whisper's decoder budget for one window (448 positions, half for the prompt)
 
 
 def whisper_model_dir() -> str:
@@ -47,10 +50,18 @@ def compression_ratio(text: str) -> float:
 
 class Transcriber:
     """Greedy, context-free decoding: each utterance is independent, so an earlier mis-hearing (or
-    uncommitted partial text) is never fed back as a prompt."""
+    uncommitted partial text) is never fed back as a prompt.
+
+    Whisper's encoder is trained on 30 s windows and faster-whisper pads every input to one; most of
+    an utterance's decode time is then spent encoding silence. With ``asr.window_s`` below 30 the
+    utterance is padded only up to ``window_s`` (never cut) and encoded at that length, which
+    CTranslate2 accepts; very short windows make Whisper loop, so the WER decides the setting
+    (docs/benchmarks.md).
+    """
 
     def __init__(self, cfg: AsrConfig, device: torch.device) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.cfg = cfg
@@ -62,8 +73,32 @@ class Transcriber:
             compute_type="float16" if on_gpu else cfg.compute_type,
             cpu_threads=cfg.threads,
         )
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
+                                   language=cfg.language)
+        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+
+    def _transcribe_short(self, audio: np.ndarray) -> Transcript:
+        n = max(len(audio), int(self.cfg.window_s * SAMPLE_RATE))
+        n += -n % (2 * HOP)  # the encoder's stride-2 convolution wants an even number of frames
+        padded = np.zeros(n, dtype=np.float32)
+        padded[: len(audio)] = audio
+        feats = self.model.feature_extractor(padded, padding=0)[:, : n // HOP]
+        result = self.model.model.generate(
+            self.model.encode(feats), [self.prompt], beam_size=self.cfg.beam_size, max_length=MAX_TOKENS,
+            return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
+        )[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        text = self.tokenizer.decode(tokens).strip()
+        cfg = self.cfg
+        silent = result.no_speech_prob > cfg.no_speech_threshold and avg_logprob < cfg.log_prob_threshold
+        if silent or compression_ratio(text) > cfg.max_compression_ratio:
+            return Transcript("", avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
+        return Transcript(text, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
+        if len(audio) <= MAX_WINDOW_S * SAMPLE_RATE and self.cfg.window_s < MAX_WINDOW_S:
+            return self._transcribe_short(audio)
         segments, _ = self.model.transcribe(
             audio,
             language=self.cfg.language,

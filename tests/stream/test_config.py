@@ -1,0 +1,48 @@
+"""Configuration: the documented file is exactly the defaults, and every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emostream.stream.config import Config, load_config, override
+from emostream.stream.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_documented_defaults_are_the_defaults():
+    assert load_config(REPO / "configs" / "default.yaml") == Config()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("publish:\n  mqtt:\n    portt: 3\n", "'publish.mqtt.portt'"),
+    ("publish:\n  mqtt:\n    port: x\n", "publish.mqtt.port: expected int"),
+    ("vad: {aggressiveness: 7}\n", "vad.aggressiveness"),
+    ("speakers: {threshold: 2.0}\n", "speakers.threshold"),
+    ("source: {channel_names: agent}\n", "source.channel_names: expected a list"),
+    ("source: [1, 2]\n", "source: expected a mapping"),
+    ("asr: {beam_size: true}\n", "asr.beam_size: expected int"),
+    ("model: {bundle: 3\n", "not valid YAML"),
+])
+def test_errors_name_the_key(tmp_path, text, fragment):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"c\.yaml") as err:
+        load_config(path)
+    assert fragment in str(err.value)
+
+
+def test_overrides_are_validated_like_the_file():
+    cfg = override(Config(), **{"publish.mqtt": {"enabled": True, "port": 1884}})
+    assert cfg.publish.mqtt.port == 1884 and cfg.publish.mqtt.enabled
+    with pytest.raises(UserError, match=r"publish\.mqtt\.port"):
+        override(Config(), **{"publish.mqtt": {"port": "high"}})
+
+
+def test_oversized_config_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("#" * (2 << 20))
+    with pytest.raises(UserError, match="larger than"):
+        load_config(path)
