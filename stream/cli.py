@@ -1,5 +1,5 @@
-"""``emo-stream``: replays recorded dialogues (several at once if asked) through the pipeline and publishes
-partial transcripts, an early audio-only estimate and one fused emotion event per utterance."""
+"""``emo-stream``: listens to a microphone or replays recorded dialogues (several at once if asked) and
+publishes partial transcripts, an early audio-only estimate and one fused emotion event per utterance."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from emostream.models.bundle import BundleError
 from emostream.stream.audio import probe
 from emostream.stream.config import Config, load_config, override
 from emostream.stream.errors import UserError
+from emostream.stream.live_view import LiveView
+from emostream.stream.messages import AudioFrame, EndOfStream
 from emostream.stream.metrics import StreamMetrics
+from emostream.stream.microphone import CaptureStats, capture, list_devices, resolve_device
 from emostream.stream.pipeline import StreamSpec, load_runtime, run_streams
 from emostream.stream.publishers import Publisher
 from emostream.stream.publishers.jsonl import JsonLinesPublisher
@@ -35,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", type=Path, metavar="FILE", action="append", default=[],
                    help="audio file to replay (WAV, FLAC, OGG; any rate; stereo = one speaker per channel); "
                         "repeat for several concurrent streams")
+    p.add_argument("--mic", action="store_true", help="listen to a microphone (see --device) until Ctrl-C")
+    p.add_argument("--device", help="microphone: index, name or unique part of a name (default: the system's)")
+    p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    p.add_argument("--view", action=argparse.BooleanOptionalAction, default=None,
+                   help="live terminal view on stderr (default: on with --mic when stderr is a terminal)")
     p.add_argument("--config", type=Path, help="YAML config (see configs/default.yaml)")
     p.add_argument("--realtime", action="store_true", help="pace files like live sources")
     p.add_argument("--stream-id", action="append", default=[],
@@ -92,28 +101,45 @@ def publishers_for(cfg: Config) -> list[Publisher]:
     return out
 
 
-def replay_specs(a: argparse.Namespace, cfg: Config) -> list[StreamSpec]:
-    if len(a.stream_id) > len(a.replay):
-        raise UserError(f"{len(a.stream_id)} --stream-id given for {len(a.replay)} --replay files; give one per file")
+def stream_specs(a: argparse.Namespace, cfg: Config, stats: CaptureStats) -> list[StreamSpec]:
+    """One stream per --replay file, in order, then the microphone; --stream-id names them in that order."""
+    count = len(a.replay) + a.mic
+    if len(a.stream_id) > count:
+        raise UserError(f"{len(a.stream_id)} --stream-id given for {count} streams; give at most one per stream")
     specs = []
     for i, path in enumerate(a.replay):
         info = probe(path)  # fail on a bad file before loading any model
         stream_id = a.stream_id[i] if i < len(a.stream_id) else stream_id_for(path)
         source = functools.partial(replay, info, stream_id, cfg.vad.frame_samples, cfg.source.realtime)
         specs.append(StreamSpec(stream_id, source, str(path), channels=info.channels))
+    if a.mic:
+        device = int(a.device) if a.device and a.device.isdigit() else a.device
+        channels = len(cfg.source.channel_names) or 1
+        stream_id = a.stream_id[len(a.replay)] if len(a.stream_id) > len(a.replay) else "mic"
+        resolve_device(device)  # a bad device fails before any model loads
+
+        def listen(stop: asyncio.Event) -> AsyncIterator[AudioFrame | EndOfStream]:
+            return capture(device, stream_id, cfg.vad.frame_samples, stop, stats, channels=channels)
+
+        specs.append(StreamSpec(stream_id, listen, f"microphone {a.device or '(default)'}", channels=channels,
+                                require_speech=False, input_overruns=lambda: stats.overruns + stats.dropped_frames))
     return specs
 
 
 async def run(a: argparse.Namespace) -> dict[str, StreamMetrics | BaseException]:
     cfg = apply_flags(load_config(a.config), a)
-    specs = replay_specs(a, cfg)
+    stats = CaptureStats()
+    specs = stream_specs(a, cfg, stats)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, functools.partial(on_signal, stop, sig))
     started: list[Publisher] = []
+    publishers = publishers_for(cfg)
+    if a.view if a.view is not None else (a.mic and sys.stderr.isatty()):
+        publishers.append(LiveView(stats))
     try:
-        for p in publishers_for(cfg):  # connect before loading models: a bad bus fails fast
+        for p in publishers:  # connect before loading models: a bad bus fails fast
             await p.start()
             started.append(p)
         log.info("loading models")
@@ -151,9 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every decode at INFO
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    if not a.replay:
-        parser().error("give at least one --replay FILE")
     try:
+        if a.list_devices:
+            print(list_devices())
+            return 0
+        if not a.replay and not a.mic:
+            parser().error("give --mic or at least one --replay FILE")
         results = asyncio.run(run(a))
     except (UserError, BundleError) as e:
         print(f"emo-stream: error: {e}", file=sys.stderr)

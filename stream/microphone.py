@@ -211,7 +211,7 @@ async def capture(
 
     try:
         stream = await asyncio.to_thread(open_stream)
-    except sd.PortAudioError as e:
+    except (sd.PortAudioError, ValueError) as e:
         raise UserError(f"cannot open input device {info['name']!r} at {rate} Hz: {e}; {LIST_HINT}") from None
     log.info("capturing from %r (index %d) at %d Hz, %d channel(s)%s", info["name"], info["index"], rate,
              channels, "" if rate == SAMPLE_RATE else f", resampled to {SAMPLE_RATE} Hz")
@@ -225,6 +225,7 @@ async def capture(
     error = ""
     stop_wait = asyncio.ensure_future(stop.wait())
     end_wait = asyncio.ensure_future(finished.wait())
+    get: asyncio.Future[tuple[np.ndarray, float, int]] | None = None
     try:
         while not (stop.is_set() or finished.is_set()):
             if queue.empty():
@@ -241,8 +242,9 @@ async def capture(
         if not stop.is_set():
             error = f"input device {info['name']!r} stopped delivering audio (disconnected?)"
     finally:
-        stop_wait.cancel()
-        end_wait.cancel()
+        for waiter in (stop_wait, end_wait, get):
+            if waiter is not None:
+                waiter.cancel()
         await asyncio.to_thread(stream.close)  # waits for the last callback; what it queued is drained below
     await asyncio.sleep(0)  # runs on_loop handles scheduled by the last callbacks
     while not queue.empty():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import select
 import signal
 import subprocess
 import sys
 import time
 
+import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
@@ -20,6 +22,7 @@ from emostream.stream.events import EmotionEvent, EstimateEvent, MetricsEvent, P
 from emostream.stream.live_view import LiveView
 from emostream.stream.microphone import CaptureStats, capture
 from emostream.stream.vad import SAMPLE_RATE
+from tests.stream.cli_run import normalise
 from tests.support import pulse
 
 FRAME = 480  # 30 ms, the default VAD frame
@@ -186,3 +189,45 @@ def test_live_view_shows_transcript_emotion_per_speaker_latency_and_input_health
     assert "RTF 0.31" in out and "dropped partials 2" in out
     assert "input overruns 2, dropped frames 1" in out
     assert capsys.readouterr().out == "", "the live view must leave stdout to the JSON Lines"
+
+
+def test_emo_stream_mic_end_to_end(example_dialogue, tmp_path):
+    """``emo-stream --mic`` on a real PortAudio device fed with the example dialogue; Ctrl-C ends it cleanly."""
+    pulse.require()
+    ref, _ = sf.read(example_dialogue.path, dtype="int16")
+    with pulse.PulseMic(tmp_path / "pulse") as mic:
+        cmd = [sys.executable, "-m", "emostream.stream.cli", "--mic", "--device", "pulse", "-v"]
+        proc = subprocess.Popen(cmd, env=mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            log = []
+            for line in proc.stderr:  # the device is open: what is spoken from now on is heard
+                log.append(line)
+                if "capturing from" in line:
+                    break
+            else:
+                raise AssertionError("".join(log))
+            mic.play(ref)
+            time.sleep(1.5)  # the hangover after the last word, and the way through the daemon
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, "".join(log) + err
+    events = [json.loads(line) for line in out.splitlines()]
+    for e in events:
+        validator(e["type"]).validate(e)
+    finals = [e for e in events if e["type"] == "emotion"]
+    assert abs(len(finals) - len(example_dialogue.turns)) <= 1
+    assert all(e["stream_id"] == "mic" for e in events)
+    # The file's timeline, shifted by when playback started: durations and gaps match the truth.
+    offset = finals[0]["start_s"] - example_dialogue.turns[0].start_s
+    for e, t in zip(finals, example_dialogue.turns, strict=False):
+        assert abs(e["start_s"] - offset - t.start_s) <= 0.3 and abs(e["end_s"] - offset - t.end_s) <= 0.3
+    assert jiwer.wer([normalise(t.text) for t in example_dialogue.turns],
+                     [normalise(e["transcript"]) for e in finals]) <= 0.25
+    assert [e for e in events if e["type"] == "partial"], "live speech gets partial transcripts"
+    last_metrics = [e for e in events if e["type"] == "metrics"][-1]
+    assert last_metrics["input_overruns"] == 0 and last_metrics["utterances"] == len(finals)

@@ -158,33 +158,45 @@ class PulseMic:
     def _feed(self, chunk_ms: int = 10) -> None:
         """Feeds the FIFO at real-time pace for as long as the daemon runs: queued plays, else silence.
 
-        module-pipe-source produces nothing while nobody writes, so a real microphone (a steady stream,
-        silent or not) is simulated by always writing.
+        module-pipe-source produces nothing while nobody writes, so a microphone (a steady stream, silent
+        or not) is simulated by always writing. Like a microphone, it never bursts: while nobody records,
+        the daemon stops reading and the FIFO fills; then silence is dropped and plays wait (a write that
+        would block is skipped, and a clock that fell behind is re-anchored instead of caught up).
         """
-        step = self.rate * self.channels * 2 * chunk_ms // 1000
-        fd = os.open(self.fifo, os.O_WRONLY)  # the daemon holds the FIFO open: does not block
+        step = self.rate * self.channels * 2 * chunk_ms // 1000  # well under PIPE_BUF: writes are all or nothing
+        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # the daemon holds the FIFO open: no ENXIO
         try:
-            t0 = time.monotonic()
-            i = 0
+            t0, i = time.monotonic(), 0
             while not self._stopping.is_set():
-                time.sleep(max(0.0, t0 + i * chunk_ms / 1000 - time.monotonic()))
-                chunk = bytearray()
-                with self._lock:
-                    while len(chunk) < step and self._plays:
-                        play = self._plays[0]
-                        if play.started is None:
-                            play.started = time.monotonic()
+                due = t0 + i * chunk_ms / 1000
+                now = time.monotonic()
+                if now > due + 0.1:
+                    t0, i, due = now, 0, now
+                time.sleep(max(0.0, due - now))
+                i += 1
+                with self._lock:  # plan the chunk; commit it only once written
+                    plan: list[tuple[_Play, int]] = []
+                    chunk = b""
+                    for play in self._plays:
                         take = play.data[play.pos : play.pos + step - len(chunk)]
-                        play.pos += len(take)
+                        plan.append((play, len(take)))
                         chunk += take
+                        if len(chunk) == step:
+                            break
+                chunk += bytes(step - len(chunk))
+                try:
+                    os.write(fd, chunk)
+                except BlockingIOError:
+                    continue  # nobody is recording: this moment of "sound" is lost, as with a real microphone
+                written = time.monotonic()
+                with self._lock:
+                    for play, n in plan:
+                        if play.started is None:
+                            play.started = written
+                        play.pos += n
                         if play.pos >= len(play.data):
                             self._plays.popleft()
                             play.done.set()
-                chunk += bytes(step - len(chunk))
-                view = memoryview(bytes(chunk))
-                while view:
-                    view = view[os.write(fd, view) :]
-                i += 1
         except OSError:
             pass  # the daemon went away
         finally:
