@@ -21,6 +21,7 @@ from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from emostream.models.text_encoder import TextEncoder
 from emostream.stream.acoustic import AcousticFeatures
 from emostream.stream.config import Config
+from emostream.stream.confirmation import SileroConfirmation
 from emostream.stream.context import ContextBuffer
 from emostream.stream.device import resolve_device
 from emostream.stream.diarization import SpeakerLabelling
@@ -112,6 +113,8 @@ class StreamPipeline:
         ]
         if runtime.speaker_encoder is not None and spec.channels == 1 and not cfg.source.channel_names:
             self.stages.insert(1, SpeakerLabelling(cfg.speakers, runtime.speaker_encoder))
+        if cfg.vad.confirm_with_silero:
+            self.stages.insert(1, SileroConfirmation(cfg.vad))
         self.queues: list[asyncio.Queue] = [asyncio.Queue(cfg.source.queue_size) for _ in range(len(self.stages) + 1)]
         self.metrics = StreamMetrics(spec.stream_id, runtime.prometheus)
 

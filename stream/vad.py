@@ -28,12 +28,19 @@ class VadConfig:
     post_roll_ms: int = 150
     min_utterance_ms: int = 250
     max_utterance_ms: int = 15000
+    # Optional second opinion at the endpoint: Silero VAD (a neural model) must hear at least
+    # silero_min_speech_ms of speech in the segment, or it is dropped as noise.
+    confirm_with_silero: bool = False
+    silero_threshold: float = 0.5
+    silero_min_speech_ms: int = 150
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
             raise ValueError(f"vad.aggressiveness must be 0, 1, 2 or 3, not {self.aggressiveness}")
         if self.frame_ms not in (10, 20, 30):
             raise ValueError(f"vad.frame_ms must be 10, 20 or 30, not {self.frame_ms}")
+        if not 0 < self.silero_threshold < 1:
+            raise ValueError(f"vad.silero_threshold must be in (0, 1), not {self.silero_threshold}")
         if not 0 < self.onset_ratio <= 1:
             raise ValueError(f"vad.onset_ratio must be in (0, 1], not {self.onset_ratio}")
         if self.post_roll_ms > self.hangover_ms:

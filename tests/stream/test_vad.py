@@ -62,3 +62,16 @@ def test_silence_and_clicks_give_no_segment():
 def test_bad_settings_name_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
         VadConfig(**bad)
+
+
+def test_silero_drops_noise_and_keeps_speech(example_dialogue):
+    from emostream.stream.confirmation import SileroConfirmation
+
+    cfg = VadConfig(confirm_with_silero=True)
+    silero = SileroConfirmation(cfg)
+    audio = load(example_dialogue)
+    speech = segment_all(audio, cfg)
+    assert all(silero.speech_ms(s.audio) >= cfg.silero_min_speech_ms for s in speech)
+    noise = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
+    assert segment_all(noise, cfg), "WebRTC VAD takes loud white noise for speech"
+    assert silero.speech_ms(noise) < cfg.silero_min_speech_ms
