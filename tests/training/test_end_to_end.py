@@ -1,0 +1,90 @@
+"""Real end to end on a small subset of the real corpora: train → export → load gives identical outputs;
+emo-eval scores the exported bundle; the caches return what they stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from emostream.models.bundle import load_bundle
+from emostream.models.features import FeatureSpec
+from emostream.stream.vad import VadConfig
+from emostream.training.batching import dialogue_inputs, predict
+from emostream.training.cache import audio_frames, text_embeddings
+from emostream.training.cli import eval_main, train_main
+from emostream.training.config import parse_config
+from emostream.training.data.meld import load_meld
+from emostream.training.data.ravdess import load_ravdess
+from emostream.training.paths import REPO_ROOT
+from emostream.training.splits import subsample
+from emostream.training.train import run_training
+
+
+def _quick_config() -> dict:
+    data = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())
+    data["audio_training"].update(epochs=12, patience=4)
+    data["text_training"].update(epochs=4, patience=2)
+    return data
+
+
+def test_train_export_load_is_identical(real_data: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = parse_config(_quick_config())
+    out, cache, reports = tmp_path / "bundle", tmp_path / "cache", tmp_path / "reports"
+    run = run_training(cfg, real_data, out, cache, reports, every=40)
+
+    bundle = load_bundle(out)
+    meld = subsample(load_meld(real_data, "dev"), 40)
+    clips = subsample(load_ravdess(real_data, cfg.splits.ravdess_test_actors), 20)
+    frames = audio_frames([c.audio for c in clips], cfg.features, cfg.vad, cache)
+    sentences = text_embeddings([u.text for u in meld + clips], cfg.text_encoder, cache)
+    inputs = dialogue_inputs(meld, sentences, cfg.dims()) + dialogue_inputs(clips, sentences, cfg.dims(), frames)
+    trained, loaded = predict(run.model, inputs), predict(bundle.model, inputs)
+    assert np.array_equal(trained, loaded)
+    assert np.isfinite(trained).all() and trained.shape == (len(inputs), 7)
+
+    manifest = json.loads((out / "bundle.json").read_text())
+    assert set(manifest["scores"]) == {"meld_test_text", "ravdess_test_audio", "ravdess_test_text",
+                                       "ravdess_test_fused", "ravdess_test_audio_quiet"}
+    audio = run.results["ravdess_test_audio"]
+    assert manifest["scores"]["ravdess_test_audio"]["accuracy"] == round(audio["accuracy"], 4)
+    assert manifest["data_card"]["ravdess"]["actors"]["test"] == cfg.splits.ravdess_test_actors
+    assert manifest["data_card"]["training"]["subsample_every"] == 40
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "GPL-3.0" in card and "Apache-2.0" in card and "Smoke run" in card
+    assert all((reports / f"{name}.{ext}").is_file() for name in manifest["scores"] for ext in ("json", "md", "png"))
+
+    # emo-eval reads the test actors and VAD from the bundle and scores all 60 clips of each test actor
+    assert eval_main(["--bundle", str(out), "--corpus", "ravdess", "--data", str(real_data),
+                      "--cache", str(cache), "--out", str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "ravdess_test_audio.json").read_text())
+    assert result["n"] == 60 * len(cfg.splits.ravdess_test_actors)
+
+
+def test_audio_cache_returns_stored_frames_and_keys_on_settings(tmp_path: Path, ravdess_clip) -> None:
+    paths = [ravdess_clip(tmp_path, "05", "01", 1), ravdess_clip(tmp_path, "03", "02", 2)]
+    first = audio_frames(paths, FeatureSpec(), VadConfig(), tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "audio").glob("*.npy"))) == 2
+    again = audio_frames(paths, FeatureSpec(), VadConfig(), tmp_path / "cache")
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(f.shape[1] == FeatureSpec().dim and len(f) > 10 for f in first)
+    audio_frames(paths, FeatureSpec(), VadConfig(aggressiveness=3), tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "audio").glob("*.npy"))) == 4
+
+
+def test_cli_errors_are_one_line_and_specific(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    data = _quick_config()
+    data["text_training"]["lr"] = "fast"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--config", str(bad)])
+    assert exit_info.value.code == 2
+    assert "text_training.lr: expected float, got str" in capsys.readouterr().err
+    assert eval_main(["--bundle", str(tmp_path / "nope"), "--corpus", "meld"]) == 1
+    assert "no such directory" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+"""Content-keyed caches of text embeddings and acoustic frames, so reruns skip the slow encoders.
+
+A text embedding is keyed by the encoder spec and the text; audio frames by the file's bytes, the
+feature spec, the VAD settings and the source code of the feature extractor and the VAD. Changing any of
+them computes afresh; nothing is ever stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from emostream.models import features
+from emostream.models.features import FeatureExtractor, FeatureSpec
+from emostream.models.text_encoder import TextEncoder, TextEncoderSpec
+from emostream.stream import vad as vad_module
+from emostream.stream.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
+
+log = logging.getLogger(__name__)
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def text_embeddings(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
+                    batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """Sentence embedding of every distinct text; "" maps to zeros (no words heard)."""
+    path = cache_dir / "text" / f"{_digest(json.dumps(spec.to_dict(), sort_keys=True))[:16]}.pt"
+    store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.is_file() else {}
+    todo = sorted({t for t in texts if t and t not in store})
+    if todo:
+        encoder = TextEncoder(spec)
+        for i in tqdm(range(0, len(todo), batch_size), desc="text embeddings", unit="batch"):
+            chunk = todo[i : i + batch_size]
+            for text, vec in zip(chunk, encoder.encode(chunk).sentence, strict=True):
+                store[text] = vec.clone()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(store, path)
+    return {t: store[t] if t else torch.zeros(spec.dim) for t in set(texts)}
+
+
+def load_audio(path: Path) -> np.ndarray:
+    """A 16 kHz mono file as float32 in [-1, 1]; other rates or channel counts are refused."""
+    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE or audio.shape[1] != 1:
+        raise ValueError(f"{path}: expected 16 kHz mono audio, got {rate} Hz with {audio.shape[1]} channel(s)")
+    return audio[:, 0]
+
+
+def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:
+    """The clip as the live stream would hand it on: first to last voiced sample plus the stream's padding.
+
+    None when the VAD hears no speech at all.
+    """
+    spans = speech_spans(audio, vad)
+    if not spans:
+        return None
+    return cut_utterance(audio, (spans[0][0], spans[-1][1]), vad)
+
+
+def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache_dir: Path) -> list[torch.Tensor]:
+    """Raw (un-normalised) feature frames ``(T, dim)`` of each VAD-cut clip.
+
+    A clip in which the VAD hears nothing is used whole (and counted in the log) rather than dropped,
+    so that the label distribution of a split does not depend on the VAD.
+    """
+    code = "".join(inspect.getsource(m) for m in (features, vad_module))
+    settings = json.dumps({"features": spec.to_dict(), "vad": asdict(vad), "code": _digest(code)}, sort_keys=True)
+    extractor = FeatureExtractor(spec)
+    out: list[torch.Tensor] = []
+    uncut = 0
+    for path in tqdm(paths, desc="audio features", unit="clip", mininterval=2.0):
+        data = path.read_bytes()
+        file = cache_dir / "audio" / f"{_digest(data, settings)}.npy"
+        if file.is_file():
+            out.append(torch.from_numpy(np.load(file)))
+            continue
+        audio = load_audio(path)
+        cut = vad_cut(audio, vad)
+        if cut is None:
+            uncut += 1
+            cut = audio
+        feats, mask = extractor([torch.from_numpy(np.ascontiguousarray(cut))])
+        frames = feats[0, : int(mask[0].sum())].contiguous()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.save(file, frames.numpy())
+        out.append(frames)
+    if uncut:
+        log.warning("VAD heard no speech in %d of %d clips; used them uncut", uncut, len(paths))
+    return out

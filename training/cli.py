@@ -1,0 +1,93 @@
+"""``emo-train`` and ``emo-eval``: train and export the baseline bundle; score a bundle on a corpus split."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from emostream.models.bundle import DEFAULT_BUNDLE
+from emostream.training.paths import default_cache_dir, default_data_dir
+
+
+def _setup(threads: int, log_file: Path | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers,
+                        force=True)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder with meld/ and ravdess/ (default: $EMO_STREAM_DATA or ../shared/data beside the repo)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="feature cache (default: $EMO_STREAM_CACHE, .cache/ of the checkout or ~/.cache/emo-stream)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="emo-train", description=__doc__)
+    p.add_argument("--config", type=Path, required=True, help="training config YAML (e.g. configs/baseline.yaml)")
+    p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE,
+                   help="bundle directory to write (default: the package's models/bundles/default)")
+    p.add_argument("--reports", type=Path, default=None,
+                   help="where the log and test reports go (default runs/<bundle id>/ in the current directory)")
+    p.add_argument("--subsample", type=int, default=1, metavar="N",
+                   help="keep every N-th dialogue/clip of each split: a quick smoke run (default 1: all data)")
+    _common(p)
+    args = p.parse_args(argv)
+    from emostream.training.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        p.error(str(e))
+    reports = args.reports or Path("runs") / cfg.bundle_id
+    _setup(args.threads, reports / "train.log")
+    from emostream.training.train import run_training
+
+    try:
+        run_training(cfg, args.data or default_data_dir(), args.out, args.cache or default_cache_dir(), reports,
+                     every=args.subsample)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"emo-train: error: {e}", file=sys.stderr)
+        return 1
+    print(f"bundle written to {args.out}; reports in {reports}")
+    return 0
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    from emostream.training.evaluate import CORPORA
+
+    p = argparse.ArgumentParser(prog="emo-eval", description=__doc__)
+    p.add_argument("--bundle", type=Path, required=True, help="bundle directory (e.g. models/bundles/default)")
+    p.add_argument("--corpus", choices=CORPORA, required=True)
+    p.add_argument("--split", default="test", help="meld: train/dev/test; ravdess: train/dev/test actors of the "
+                   "bundle's data card (default test)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report folder (default runs/eval/<bundle id>/ in the current directory)")
+    _common(p)
+    args = p.parse_args(argv)
+    _setup(args.threads, None)
+    from emostream.models.bundle import BundleError, load_bundle
+    from emostream.training.evaluate import evaluate
+    from emostream.training.metrics import markdown
+
+    try:
+        bundle = load_bundle(args.bundle)
+        out = args.out or Path("runs") / "eval" / bundle.meta.id
+        results = evaluate(bundle, args.corpus, args.split, args.data or default_data_dir(),
+                           args.cache or default_cache_dir(), out)
+    except (BundleError, FileNotFoundError, ValueError) as e:
+        print(f"emo-eval: error: {e}", file=sys.stderr)
+        return 1
+    for name, result in results.items():
+        print(markdown(result, name))
+    print(f"reports (JSON, markdown, confusion PNG) in {out}")
+    return 0

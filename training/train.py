@@ -1,0 +1,164 @@
+"""Training loop of the tracer baseline (models/baseline.py), one branch at a time.
+
+The audio branch learns from RAVDESS train actors (early stopping on dev actors' unweighted recall);
+the text branch from MELD train with past-only dialogue context (early stopping on MELD dev weighted F1).
+Test splits are only scored after both branches are fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from emostream.models.bundle import BundleMeta, load_bundle, save_bundle
+from emostream.models.collate import UtteranceInput, collate
+from emostream.models.interface import EmotionBatch, EmotionModel, build_model
+from emostream.models.labels import LABELS
+from emostream.training.augment import augment_audio
+from emostream.training.batching import dialogue_inputs, label_array, predict
+from emostream.training.cache import audio_frames, text_embeddings
+from emostream.training.card import data_card, model_card
+from emostream.training.config import BranchTraining, TrainConfig
+from emostream.training.data.meld import load_meld
+from emostream.training.data.ravdess import load_ravdess
+from emostream.training.evaluate import evaluate
+from emostream.training.metrics import scores, summary
+from emostream.training.splits import split_ravdess, subsample
+
+log = logging.getLogger(__name__)
+Branch = Literal["audio", "text"]
+
+
+def class_weights(y: np.ndarray, num_classes: int, how: str) -> torch.Tensor | None:
+    """Loss weights against class imbalance: inverse frequency ("balanced"), its square root, or none."""
+    if how == "none":
+        return None
+    counts = np.bincount(y, minlength=num_classes).astype(float)
+    w = np.divide(counts.sum() / num_classes, counts, out=np.zeros_like(counts), where=counts > 0)
+    return torch.tensor(np.sqrt(w) if how == "sqrt" else w, dtype=torch.float32)
+
+
+@dataclass
+class BranchResult:
+    best_epoch: int
+    best_dev: float
+    epochs_run: int
+    seconds: float
+
+
+def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceInput], y: np.ndarray,
+               dev_score: Callable[[], float], cfg: BranchTraining, seed: int,
+               augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None) -> BranchResult:
+    """Trains ``model.<branch>_head`` alone with AdamW on cross-entropy; keeps the best epoch on dev.
+
+    ``augment`` transforms each training batch (never the dev batches).
+    """
+    torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
+    head: torch.nn.Module = getattr(model, f"{branch}_head")
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weight = class_weights(y, model.dims.num_classes, cfg.class_weighting)
+    targets = torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_epoch, best_state, stale = -1.0, -1, copy.deepcopy(head.state_dict()), 0
+    t0, epoch = time.time(), 0
+    bar = tqdm(range(cfg.epochs), desc=f"{branch} branch", unit="epoch")
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(inputs), generator=gen)
+        total = 0.0
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            batch = collate([inputs[j] for j in idx], model.dims)
+            audio_logits, text_logits = model.branch_logits(augment(batch, gen) if augment else batch)
+            loss = F.cross_entropy(audio_logits if branch == "audio" else text_logits, targets[idx], weight=weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        dev = dev_score()
+        bar.set_postfix(loss=f"{total / len(perm):.3f}", dev=f"{dev:.3f}", best=f"{max(best, dev):.3f}")
+        log.info("%s epoch %d: train loss %.4f, dev %.4f", branch, epoch, total / len(perm), dev)
+        if dev > best:
+            best, best_epoch, best_state, stale = dev, epoch, copy.deepcopy(head.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    head.load_state_dict(best_state)
+    log.info("%s branch: best dev %.4f at epoch %d of %d", branch, best, best_epoch, epoch + 1)
+    return BranchResult(best_epoch=best_epoch, best_dev=best, epochs_run=epoch + 1, seconds=time.time() - t0)
+
+
+@dataclass
+class TrainingRun:
+    model: EmotionModel  # as trained, in memory (the bundle holds the same weights)
+    results: dict[str, dict[str, Any]]  # held-out test results by condition
+
+
+def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
+                 every: int = 1) -> TrainingRun:
+    """Trains both branches, exports the bundle to ``out``, scores it on the held-out test splits.
+
+    ``every`` > 1 keeps every n-th dialogue/clip of each split (smoke runs; the data card says so).
+    The test results are also written as reports under ``reports``.
+    """
+    t0 = time.time()
+    dims = cfg.dims()
+    meld = {s: subsample(load_meld(data_dir, s), every) for s in ("train", "dev")}
+    rav = {k: subsample(v, every) for k, v in split_ravdess(load_ravdess(data_dir), cfg.splits).items()}
+    log.info("MELD train %d / dev %d utterances; RAVDESS train %d / dev %d / test %d clips",
+             len(meld["train"]), len(meld["dev"]), len(rav["train"]), len(rav["dev"]), len(rav["test"]))
+
+    sentences = text_embeddings([u.text for s in meld.values() for u in s], cfg.text_encoder, cache_dir)
+    frames = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir)
+              for k, v in rav.items() if k != "test"}
+
+    torch.manual_seed(cfg.seed)  # here, so that results do not depend on whether the caches were warm
+    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    train_frames = torch.cat(frames["train"])
+    model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
+
+    audio_in = {k: dialogue_inputs(rav[k], {}, dims, audio=frames[k], use_text=False) for k in frames}
+    y_dev_audio = label_array(rav["dev"], LABELS)
+
+    def audio_dev() -> float:
+        pred = predict(model, audio_in["dev"]).argmax(1)
+        return scores(y_dev_audio, pred, LABELS)["unweighted_recall"]
+
+    at = cfg.audio_training
+    audio = fit_branch(model, "audio", audio_in["train"], label_array(rav["train"], LABELS), audio_dev, at, cfg.seed,
+                       augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g))
+
+    text_in = {k: dialogue_inputs(v, sentences, dims) for k, v in meld.items()}
+    y_dev_text = label_array(meld["dev"], LABELS)
+
+    def text_dev() -> float:
+        return scores(y_dev_text, predict(model, text_in["dev"]).argmax(1), LABELS)["weighted_f1"]
+
+    text = fit_branch(model, "text", text_in["train"], label_array(meld["train"], LABELS), text_dev,
+                      cfg.text_training, cfg.seed)
+
+    training = {"audio_run": asdict(audio), "text_run": asdict(text), "seconds": round(time.time() - t0, 1),
+                "subsample_every": every}
+    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams, dims=dims,
+                      labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
+                      data_card=data_card(cfg, rav, meld, training))
+    save_bundle(out, model, meta, model_card(meta, {}))
+    # Score exactly what was exported: the bundle as loaded from disk.
+    bundle = load_bundle(out)
+    results = {**evaluate(bundle, "meld", "test", data_dir, cache_dir, reports, every),
+               **evaluate(bundle, "ravdess", "test", data_dir, cache_dir, reports, every)}
+    meta.scores = {name: summary(r) for name, r in results.items()}
+    save_bundle(out, model, meta, model_card(meta, results))
+    log.info("exported %s in %.0f s", out, time.time() - t0)
+    return TrainingRun(model=model, results=results)
