@@ -56,7 +56,12 @@ class ModelConfig:
 class ZmqConfig:
     enabled: bool = False
     endpoint: str = "tcp://127.0.0.1:5556"
-    send_hwm: int = 10000
+    send_hwm: int = 10000  # messages queued per subscriber; beyond that PUB drops for that subscriber only
+    curve_secret_key_file: str = ""  # CURVE-encrypt: zmq.auth secret certificate of this server; "" = plaintext
+
+    def __post_init__(self) -> None:
+        if self.send_hwm < 1:
+            raise ValueError(f"publish.zmq.send_hwm: must be at least 1, got {self.send_hwm}")
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,31 @@ class MqttConfig:
     connect_attempts: int = 5  # at start-up, before giving up with an error
     backoff_s: float = 0.5  # first retry delay; doubles up to max_backoff_s
     max_backoff_s: float = 5.0
-    spool_size: int = 10000  # events held while the broker is away; a full spool back-pressures the pipeline
+    spool_size: int = 10000  # events held until PUBACK; when full, partials/metrics are dropped, finals wait
+    spool_path: str = ""  # SQLite file keeping unacknowledged events across a crash; "" = memory only
     drain_timeout_s: float = 30.0  # at exit, how long to keep trying to deliver what is spooled
+    username: str = ""
+    password: str = field(default="", repr=False)  # prefer password_env: a secret in a config file leaks easily
+    password_env: str = ""  # name of the environment variable holding the password
+    tls: bool = False  # TLS with the system's CAs; tls_ca or tls_cert imply it
+    tls_ca: str = ""  # CA certificate (PEM) that signed the broker's certificate
+    tls_cert: str = ""  # client certificate (PEM), for brokers that require one; needs tls_key
+    tls_key: str = ""
+    tls_insecure: bool = False  # skip the check that the certificate names the host: for tests only
+
+    def __post_init__(self) -> None:
+        if self.spool_size < 1:
+            raise ValueError(f"publish.mqtt.spool_size: must be at least 1, got {self.spool_size}")
+        if self.qos not in (0, 1, 2):
+            raise ValueError(f"publish.mqtt.qos: must be 0, 1 or 2, got {self.qos}")
+        if self.password and self.password_env:
+            raise ValueError("publish.mqtt.password and publish.mqtt.password_env: give one, not both")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("publish.mqtt.tls_cert and publish.mqtt.tls_key: give both or neither")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or bool(self.tls_ca or self.tls_cert)
 
 
 @dataclass(frozen=True)
