@@ -21,7 +21,7 @@ from emostream.stream.live_view import LiveView
 from emostream.stream.messages import AudioFrame, EndOfStream
 from emostream.stream.metrics import StreamMetrics
 from emostream.stream.microphone import CaptureStats, capture, list_devices, resolve_device
-from emostream.stream.pipeline import StreamSpec, load_runtime, run_streams
+from emostream.stream.pipeline import StreamSpec, check_streams, load_runtime, run_streams
 from emostream.stream.publishers import Publisher
 from emostream.stream.publishers.jsonl import JsonLinesPublisher
 from emostream.stream.publishers.mqtt import MqttPublisher
@@ -130,6 +130,7 @@ async def run(a: argparse.Namespace) -> dict[str, StreamMetrics | BaseException]
     cfg = apply_flags(load_config(a.config), a)
     stats = CaptureStats()
     specs = stream_specs(a, cfg, stats)
+    check_streams(specs, cfg)  # before connecting or loading anything
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -174,12 +174,8 @@ class StreamPipeline:
 async def run_streams(specs: list[StreamSpec], cfg: Config, runtime: Runtime, publishers: list[Publisher],
                       stop: asyncio.Event) -> dict[str, StreamMetrics | BaseException]:
     """Runs every stream concurrently; a stream that fails is reported and the others go on."""
-    if len(specs) > cfg.source.max_streams:
-        raise UserError(f"{len(specs)} streams requested but source.max_streams is {cfg.source.max_streams}; "
-                        "raise it in the config or run fewer streams per process")
+    check_streams(specs, cfg)
     ids = [s.stream_id for s in specs]
-    if len(set(ids)) != len(ids):
-        raise UserError(f"stream ids must be unique, got {ids}; name them with --stream-id")
     pipelines = [StreamPipeline(s, cfg, runtime, publishers) for s in specs]
 
     async def one(p: StreamPipeline) -> StreamMetrics:
@@ -191,6 +187,16 @@ async def run_streams(specs: list[StreamSpec], cfg: Config, runtime: Runtime, pu
 
     results = await asyncio.gather(*(one(p) for p in pipelines), return_exceptions=True)
     return dict(zip(ids, results, strict=True))
+
+
+def check_streams(specs: list[StreamSpec], cfg: Config) -> None:
+    """Refuses more streams than ``source.max_streams`` (overload is refused, not absorbed) and duplicate ids."""
+    if len(specs) > cfg.source.max_streams:
+        raise UserError(f"{len(specs)} streams requested but source.max_streams is {cfg.source.max_streams}; "
+                        "raise it in the config or run fewer streams per process")
+    ids = [s.stream_id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"stream ids must be unique, got {ids}; name them with --stream-id")
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

@@ -63,3 +63,14 @@ def test_sigterm_finishes_the_utterance_in_flight_and_exits_0(example_dialogue):
     assert finals[1]["end_s"] < example_dialogue.turns[1].end_s, "it ends where the input stopped"
     assert of_type(events, "metrics")[-1]["utterances"] == 2
     assert "call_center: 2 utterances" in err
+
+
+def test_more_streams_than_the_limit_are_refused_at_start(example_dialogue, tmp_path):
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text("source:\n  max_streams: 2\n")
+    path = str(example_dialogue.path)
+    r = run_cli("--config", str(cfg), "--replay", path, "--replay", path, "--replay", path,
+                "--stream-id", "a", "--stream-id", "b", "--stream-id", "c")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "3 streams requested but source.max_streams is 2" in r.stderr
+    assert r.stdout == ""
