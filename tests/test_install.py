@@ -28,10 +28,10 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     py = env_dir / "bin" / "python"
     site = Path(subprocess.check_output([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                         text=True).strip())
-    # Dependencies come from the test environment (appended after the fresh venv's own site-packages, so
-    # emostream itself must come from the wheel); installing torch again would cost minutes and gigabytes.
-    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, capture_output=True)
+    # Dependencies come from the test environment, appended after the fresh venv's own site-packages (so
+    # emostream itself comes from the wheel); installing torch again would cost minutes and gigabytes.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     script = env_dir / "bin" / "emo-stream"
     where = subprocess.check_output([py, "-c", "import emostream.stream, emostream.models, emostream.training;"
                                      "print(emostream.stream.__file__)"], text=True, cwd=tmp_path)
