@@ -70,6 +70,16 @@ class PartialAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class EndCandidate:
+    """Speech has paused: the utterance as it will be if the hangover confirms the end. Transcribing it
+    now hides the decode behind the hangover; if speech resumes it is simply not used."""
+
+    utterance_id: str
+    end_s: float  # the voiced end this candidate assumes
+    audio: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
 class Acoustic:
     """An utterance with its acoustic feature frames."""
 

@@ -103,7 +103,8 @@ class StreamPipeline:
         self.spec, self.cfg, self.publishers = spec, cfg, publishers
         self.transcription = Transcription(runtime.asr, cfg.asr)
         self.stages: list[Stage] = [
-            Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names, cfg.asr.partial_interval_ms),
+            Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names, cfg.asr.partial_interval_ms,
+                         cfg.asr.speculate_after_ms),
             AcousticFeatures(meta.features, device),
             EarlyEstimate(runtime.inference, meta.id),
             self.transcription,

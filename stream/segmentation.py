@@ -1,7 +1,8 @@
 """Stage: frames of every channel → utterances, one VAD segmenter per channel.
 
 While an utterance is spoken it also emits the audio so far every ``partial_interval_ms`` (input for
-partial transcripts). Utterance ids are given at the first partial or at the end, whichever comes
+partial transcripts), and ``speculate_after_ms`` into each pause the utterance as it would end (so ASR can
+start before the hangover confirms the end). Utterance ids are given at the first partial or at the end, whichever comes
 first, so a click that the VAD drops for being too short never consumes an id.
 """
 
@@ -10,20 +11,22 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from emostream.stream.messages import AudioFrame, PartialAudio, Utterance
+from emostream.stream.messages import AudioFrame, EndCandidate, PartialAudio, Utterance
 from emostream.stream.stage import Stage, elapsed_ms
 from emostream.stream.vad import SAMPLE_RATE, Segment, Segmenter, VadConfig
 
 
-class Segmentation(Stage[AudioFrame, Utterance | PartialAudio]):
+class Segmentation(Stage[AudioFrame, Utterance | PartialAudio | EndCandidate]):
     name = "vad"
     accepts = (AudioFrame,)
 
-    def __init__(self, stream_id: str, cfg: VadConfig, speakers: tuple[str, ...], partial_interval_ms: int) -> None:
+    def __init__(self, stream_id: str, cfg: VadConfig, speakers: tuple[str, ...], partial_interval_ms: int,
+                 speculate_after_ms: int) -> None:
         self.stream_id = stream_id
         self.cfg = cfg
         self.speakers = speakers
         self.partial_every = cfg.frames(partial_interval_ms) if partial_interval_ms else 0
+        self.speculate_after = cfg.frames(speculate_after_ms) if speculate_after_ms else 0
         self.segmenters: dict[int, Segmenter] = {}
         # Arrival time of recent frames, to date the end of speech that the hangover confirms later.
         self.arrivals: dict[int, deque[tuple[int, float]]] = {}
@@ -39,7 +42,7 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio]):
             self.open_ids[channel] = (f"{self.stream_id}-{self.seq:05d}", self.seq)
         return self.open_ids[channel]
 
-    async def process(self, item: AudioFrame) -> list[Utterance | PartialAudio]:
+    async def process(self, item: AudioFrame) -> list[Utterance | PartialAudio | EndCandidate]:
         ch = item.channel
         seg = self.segmenters.get(ch)
         if seg is None:
@@ -47,7 +50,12 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio]):
             keep = self.cfg.frames(self.cfg.hangover_ms) + self.cfg.frames(self.cfg.max_utterance_ms) + 2
             self.arrivals[ch] = deque(maxlen=keep)
         self.arrivals[ch].append((item.index, item.wall))
-        out: list[Utterance | PartialAudio] = [self._utterance(ch, s, time.monotonic()) for s in seg.push(item.samples)]
+        out: list[Utterance | PartialAudio | EndCandidate] = [
+            self._utterance(ch, s, time.monotonic()) for s in seg.push(item.samples)
+        ]
+        pause = seg.pausing(self.speculate_after) if self.speculate_after else None
+        if pause is not None and (pause.end - pause.start) * 1000 >= self.cfg.min_utterance_ms * SAMPLE_RATE:
+            out.append(EndCandidate(self._id(ch)[0], pause.end / SAMPLE_RATE, pause.audio))
         current = seg.current()
         if current is not None and self.partial_every:
             spoken = (current.end - current.start) // self.cfg.frame_samples
@@ -57,7 +65,7 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio]):
                                         current.end / SAMPLE_RATE, current.audio, item.wall))
         return out
 
-    async def flush(self) -> list[Utterance | PartialAudio]:
+    async def flush(self) -> list[Utterance | PartialAudio | EndCandidate]:
         now = time.monotonic()
         return [self._utterance(ch, s, now) for ch, seg in self.segmenters.items() for s in seg.flush()]
 

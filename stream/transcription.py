@@ -22,7 +22,7 @@ from emostream.stream.agreement import LocalAgreement, words
 from emostream.stream.config import AsrConfig
 from emostream.stream.errors import UserError
 from emostream.stream.events import PartialEvent
-from emostream.stream.messages import Acoustic, Outgoing, PartialAudio, Transcribed, Transcript
+from emostream.stream.messages import Acoustic, EndCandidate, Outgoing, PartialAudio, Transcribed, Transcript
 from emostream.stream.stage import Stage, elapsed_ms
 from emostream.stream.vad import SAMPLE_RATE
 
@@ -164,13 +164,18 @@ class AsrService:
             self._worker.cancel()
 
 
-class Transcription(Stage[Acoustic | PartialAudio, Transcribed]):
+class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     """Finals are decoded in order. Partials go through a one-slot mailbox served in the background:
     a newer partial of the stream replaces one still waiting (counted in ``dropped_partials``), and a
-    partial of an utterance that has already ended is dropped."""
+    partial of an utterance that has already ended is dropped.
+
+    Speculation: an ``EndCandidate`` (speech paused) starts the final decode at once, at final priority.
+    When the endpoint comes and the voiced end is the same, that transcript is used and the decode was
+    hidden behind the hangover; if speech resumed, the candidate is dropped (``wasted_speculations``).
+    """
 
     name = "asr"
-    accepts = (Acoustic, PartialAudio)
+    accepts = (Acoustic, PartialAudio, EndCandidate)
 
     def __init__(self, service: AsrService, cfg: AsrConfig) -> None:
         self.service = service
@@ -183,11 +188,18 @@ class Transcription(Stage[Acoustic | PartialAudio, Transcribed]):
         self._ended: deque[str] = deque(maxlen=256)  # recent finals: bounded however long the call
         self._outbox: asyncio.Queue | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._speculation: tuple[str, float, asyncio.Task[Transcript]] | None = None
+        self.wasted_speculations = 0
 
     def attach(self, outbox: asyncio.Queue) -> None:
         self._outbox = outbox
 
-    async def process(self, item: Acoustic | PartialAudio) -> list[Transcribed]:
+    async def process(self, item: Acoustic | PartialAudio | EndCandidate) -> list[Transcribed]:
+        if isinstance(item, EndCandidate):
+            self._drop_speculation()
+            task = asyncio.create_task(self.service.transcribe(item.audio, FINAL))
+            self._speculation = (item.utterance_id, item.end_s, task)
+            return []
         if isinstance(item, PartialAudio):
             if self._mailbox is not None:
                 self.dropped_partials += 1
@@ -204,8 +216,20 @@ class Transcription(Stage[Acoustic | PartialAudio, Transcribed]):
             self._mailbox = None
             self.dropped_partials += 1
         t0 = time.monotonic()
-        transcript = await self.service.transcribe(utt.audio, FINAL)
+        spec = self._speculation
+        if spec is not None and spec[0] == utt.utterance_id and abs(spec[1] - utt.end_s) < 1e-6:
+            self._speculation = None
+            transcript = await spec[2]  # usually done already: only the remainder counts as latency
+        else:
+            self._drop_speculation()
+            transcript = await self.service.transcribe(utt.audio, FINAL)
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
+
+    def _drop_speculation(self) -> None:
+        if self._speculation is not None:
+            self._speculation[2].cancel()
+            self.wasted_speculations += 1
+            self._speculation = None
 
     async def _partials(self) -> None:
         assert self._outbox is not None
@@ -235,4 +259,5 @@ class Transcription(Stage[Acoustic | PartialAudio, Transcribed]):
     async def flush(self) -> list[Transcribed]:
         if self._worker is not None:
             self._worker.cancel()
+        self._drop_speculation()
         return []

@@ -127,6 +127,19 @@ class Segmenter:
         audio = np.concatenate(frames).astype(np.float32) / 32768.0
         return Segment(start=self._start * n, end=self._index * n, audio_start=a0 * n, audio=audio, split=False)
 
+    def pausing(self, frames: int) -> Segment | None:
+        """The utterance as it would end, exactly ``frames`` unvoiced frames into a pause; else None.
+
+        What the hangover will confirm some frames later can be transcribed in the meantime.
+        """
+        if self._start is None or self._index - 1 - self._last_voiced != frames:
+            return None
+        current = self.current()
+        assert current is not None
+        n = self.cfg.frame_samples
+        return Segment(start=current.start, end=(self._last_voiced + 1) * n, audio_start=current.audio_start,
+                       audio=current.audio, split=False)
+
     def flush(self) -> list[Segment]:
         """Ends the stream: an utterance still open is closed at its last voiced frame."""
         if self._start is None:
