@@ -15,18 +15,12 @@ Fixtures
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # ``tests.support`` importable under the bare ``pytest`` launcher too
-    sys.path.append(str(REPO_ROOT))  # appended, so it shadows nothing already importable
-
-from tests.support import dialogues as dlg  # noqa: E402
-from tests.support.messaging import (  # noqa: E402
+from tests.support import dialogues as dlg
+from tests.support.messaging import (
     MosquittoBroker,
     MqttCollector,
     ZmqCollector,

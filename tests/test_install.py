@@ -9,13 +9,13 @@ import venv
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO_ROOT
 
 
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-                    str(REPO)], check=True, capture_output=True)
+                    str(REPO_ROOT)], check=True, capture_output=True)
     (wheel,) = dist.glob("emo_stream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}

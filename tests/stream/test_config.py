@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from emostream.stream.config import Config, load_config, override
 from emostream.stream.errors import UserError
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
 
 
 def test_documented_defaults_are_the_defaults():
-    assert load_config(REPO / "configs" / "default.yaml") == Config()
+    assert load_config(REPO_ROOT / "configs" / "default.yaml") == Config()
 
 
 @pytest.mark.parametrize("text, fragment", [

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+
 DATA_ENV = "EMO_STREAM_DATA"
 
 #: Unified label set used everywhere in emo-stream (MELD's seven emotions).

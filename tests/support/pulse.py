@@ -36,7 +36,8 @@ from types import TracebackType
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+
 SOURCE_NAME = "virtmic"
 ALSA_PULSE_PLUGIN = "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so"
 APT_HINT = "apt-get install pulseaudio libasound2-plugins"

@@ -13,6 +13,7 @@ from emostream.training.config import Splits
 from emostream.training.data.meld import clean_text, load_meld
 from emostream.training.data.ravdess import actor_of, load_ravdess, parse_name
 from emostream.training.splits import split_ravdess, subsample
+from tests import REPO_ROOT
 
 
 def test_meld_loader_orders_cleans_and_labels(tmp_path: Path, meld_csv) -> None:
@@ -95,7 +96,6 @@ def test_context_is_past_only_and_resets_per_dialogue(tmp_path: Path, meld_csv) 
 
 def test_speaker_splits_of_the_shipped_config_are_disjoint() -> None:
     from emostream.training.config import load_config
-    from emostream.training.paths import REPO_ROOT
 
     s = load_config(REPO_ROOT / "configs" / "baseline.yaml").splits
     groups = [set(s.ravdess_train_actors), set(s.ravdess_dev_actors), set(s.ravdess_test_actors)]

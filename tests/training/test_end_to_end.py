@@ -20,9 +20,9 @@ from emostream.training.cli import eval_main, train_main
 from emostream.training.config import parse_config
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
-from emostream.training.paths import REPO_ROOT
 from emostream.training.splits import subsample
 from emostream.training.train import run_training
+from tests import REPO_ROOT
 
 
 def _quick_config() -> dict:

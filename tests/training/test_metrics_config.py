@@ -11,9 +11,11 @@ import yaml
 
 from emostream.training.config import ConfigError, load_config, parse_config
 from emostream.training.metrics import scores, write_report
-from emostream.training.paths import REPO_ROOT
+from tests import REPO_ROOT
 
 LABELS3 = ("neutral", "joy", "anger")
+
+
 
 
 def test_scores_match_hand_computation(tmp_path: Path) -> None:
