@@ -124,7 +124,8 @@ def write_config(path: Path, **mqtt: object) -> Path:
 
 
 def test_broker_outage_mid_replay_loses_no_event(broker, subscriber, tmp_path):
-    """The broker dies after the first final and comes back 12 s later; the subscriber ends with every event."""
+    """The broker dies after the first final and comes back 30 s later (after the replay has ended: the publisher
+    keeps its spool and delivers at exit); the subscriber ends with every event."""
     jsonl = tmp_path / "events.jsonl"
     config = write_config(tmp_path / "c.yaml", backoff_s=0.2, max_backoff_s=1.0)
     proc = subprocess.Popen([*CLI, "--replay", str(EXAMPLE), "--realtime", "--stream-id", "outage", "--no-stdout",
@@ -134,7 +135,7 @@ def test_broker_outage_mid_replay_loses_no_event(broker, subscriber, tmp_path):
         wait_until(lambda: of_type(read_events(jsonl), "emotion"), 120, "the first final event")
         broker.stop()
         down_at = time.time()
-        time.sleep(12)
+        time.sleep(30)
         up_at = time.time()
         broker.start()
         _, stderr = proc.communicate(timeout=90)
