@@ -55,11 +55,15 @@ def text_embeddings(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path
 
 
 def load_audio(path: Path) -> np.ndarray:
-    """A 16 kHz mono file as float32 in [-1, 1]; other rates or channel counts are refused."""
+    """A file as 16 kHz mono float32 in [-1, 1]: channels are averaged, other rates resampled (soxr, as the
+    stream's file source does), so that a manifest may point at any recording."""
     audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    if rate != SAMPLE_RATE or audio.shape[1] != 1:
-        raise ValueError(f"{path}: expected 16 kHz mono audio, got {rate} Hz with {audio.shape[1]} channel(s)")
-    return audio[:, 0]
+    mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
+    return mono
 
 
 def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:

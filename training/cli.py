@@ -1,4 +1,5 @@
-"""``emo-train`` and ``emo-eval``: train and export the baseline bundle; score a bundle on a corpus split."""
+"""``emo-train`` and ``emo-eval``: train and export a bundle (branch-wise or fused, as the config says); score a
+bundle on a corpus split (meld, ravdess, or label-matched pairs)."""
 
 from __future__ import annotations
 
@@ -53,8 +54,18 @@ def train_main(argv: list[str] | None = None) -> int:
     from emostream.training.train import run_training
 
     try:
-        run_training(cfg, args.data or default_data_dir(), args.out, args.cache or default_cache_dir(), reports,
-                     every=args.subsample)
+        if cfg.manifests is not None:
+            from emostream.training.fused import run_manifest_training
+
+            run_manifest_training(cfg, args.out, args.cache or default_cache_dir(), reports)
+        elif cfg.fused:
+            from emostream.training.fused import run_fused_training
+
+            run_fused_training(cfg, args.data or default_data_dir(), args.out, args.cache or default_cache_dir(),
+                               reports, every=args.subsample)
+        else:
+            run_training(cfg, args.data or default_data_dir(), args.out, args.cache or default_cache_dir(), reports,
+                         every=args.subsample)
     except (FileNotFoundError, ValueError) as e:
         print(f"emo-train: error: {e}", file=sys.stderr)
         return 1
@@ -68,6 +79,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="emo-eval", description=__doc__)
     p.add_argument("--bundle", type=Path, required=True, help="bundle directory (e.g. models/bundles/default)")
     p.add_argument("--corpus", choices=CORPORA, required=True)
+    p.add_argument("--manifest", type=Path, default=None, help="CSV/JSONL manifest to score (--corpus manifest)")
     p.add_argument("--split", default="test", help="meld: train/dev/test; ravdess: train/dev/test actors of the "
                    "bundle's data card (default test)")
     p.add_argument("--out", type=Path, default=None,
@@ -83,7 +95,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         bundle = load_bundle(args.bundle)
         out = args.out or Path("runs") / "eval" / bundle.meta.id
         results = evaluate(bundle, args.corpus, args.split, args.data or default_data_dir(),
-                           args.cache or default_cache_dir(), out)
+                           args.cache or default_cache_dir(), out, manifest=args.manifest)
     except (BundleError, FileNotFoundError, ValueError) as e:
         print(f"emo-eval: error: {e}", file=sys.stderr)
         return 1

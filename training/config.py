@@ -56,6 +56,41 @@ class AudioTraining(BranchTraining):
 
 
 @dataclass(frozen=True)
+class FusedTraining(AudioTraining):
+    """Joint training of a whole architecture on label-matched pairs (training/fused.py).
+
+    Each epoch pairs every RAVDESS training clip with a MELD training utterance of the same label (with its
+    past-only context), drawn afresh; ``neutral_text`` of the pairs get the clip's own fixed statement as text
+    instead (words with no emotion). ``meld_text_only`` MELD training utterances are added text-only
+    (audio absent) each epoch. ``modality_dropout`` is the probability of dropping each modality of a pair
+    (never both, ``drop_modalities``). ``class_weighting`` weights the pair loss, ``text_class_weighting`` the
+    text-only loss. ``clip_grad`` bounds the gradient norm (0: off). ``calibrate`` fits a temperature on dev
+    after training and folds it into the output layer. ``max_minutes`` > 0 starts no epoch after that many
+    minutes (keeps runs short on a shared CPU; the result then depends on the machine's speed).
+    """
+
+    modality_dropout: float
+    neutral_text: float
+    meld_text_only: int
+    text_class_weighting: Weighting = "sqrt"
+    clip_grad: float = 1.0
+    calibrate: bool = True
+    max_minutes: float = 0.0  # wall-clock budget: no new epoch starts after it (0: none); the card says so
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """Your own data instead of MELD + RAVDESS: CSV/JSONL manifests (training/data/manifest.py), paths relative to
+    the config file. ``licence`` and ``description`` go into the bundle's data card and model card."""
+
+    train: str
+    dev: str
+    test: str
+    licence: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     architecture: str
     hparams: dict[str, Any]
@@ -70,9 +105,16 @@ class TrainConfig:
     text_encoder: TextEncoderSpec
     vad: VadConfig
     model: ModelConfig
-    splits: Splits
-    audio_training: AudioTraining
-    text_training: BranchTraining
+    splits: Splits | None = None  # RAVDESS actors; required unless ``manifests`` is given
+    manifests: Manifests | None = None
+    # Either both branch sections (branch-wise training, training/train.py) or fused_training (training/fused.py).
+    audio_training: AudioTraining | None = None
+    text_training: BranchTraining | None = None
+    fused_training: FusedTraining | None = None
+
+    @property
+    def fused(self) -> bool:
+        return self.fused_training is not None
 
     def dims(self) -> ModelDims:
         return ModelDims(num_classes=len(LABELS), audio_dim=self.features.dim, text_dim=self.text_encoder.dim,
@@ -98,7 +140,10 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if isinstance(hint, types.UnionType) or origin is typing.Union:
-        raise TypeError(f"unsupported config type {hint} for {key}")
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1 or len(typing.get_args(hint)) != 2:
+            raise TypeError(f"unsupported config type {hint} for {key}")
+        return None if value is None else _check_type(value, args[0], key)  # only ``X | None``
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
@@ -138,7 +183,23 @@ def parse_config(data: Any) -> TrainConfig:
         TextEncoderSpec.from_dict(cfg.text_encoder.to_dict())
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    s = cfg.splits
+    if cfg.manifests is not None and not cfg.fused:
+        raise ConfigError("manifests: training on your own manifests needs fused_training")
+    if cfg.splits is None:
+        if cfg.manifests is None:
+            raise ConfigError("missing key splits")
+    else:
+        _check_splits(cfg.splits)
+    _check_training(cfg)
+    try:
+        build_model(cfg.model.architecture, cfg.dims(), cfg.model.hparams)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model: cannot build {cfg.model.architecture!r} with hparams {cfg.model.hparams}: {e}") \
+            from None
+    return cfg
+
+
+def _check_splits(s: Splits) -> None:
     groups = {"ravdess_train_actors": s.ravdess_train_actors, "ravdess_dev_actors": s.ravdess_dev_actors,
               "ravdess_test_actors": s.ravdess_test_actors}
     for name, actors in groups.items():
@@ -150,21 +211,40 @@ def parse_config(data: Any) -> TrainConfig:
             if a in seen:
                 raise ConfigError(f"splits.{name}: actor {a} is also in splits.{seen[a]} (speakers must not overlap)")
             seen[a] = name
-    for branch in ("audio_training", "text_training"):
+
+
+def _check_training(cfg: TrainConfig) -> None:
+    if cfg.fused:
+        if cfg.audio_training is not None or cfg.text_training is not None:
+            raise ConfigError("fused_training: give either fused_training or audio_training + text_training, "
+                              "not both")
+        sections = ("fused_training",)
+        f = cfg.fused_training
+        assert f is not None
+        if not 0 <= f.modality_dropout < 0.5:
+            raise ConfigError("fused_training.modality_dropout: must be in [0, 0.5) (a pair keeps one modality)")
+        if not 0 <= f.neutral_text <= 1:
+            raise ConfigError("fused_training.neutral_text: must be in [0, 1]")
+        if f.meld_text_only < 0 or f.clip_grad < 0 or f.max_minutes < 0:
+            raise ConfigError("fused_training: meld_text_only, clip_grad and max_minutes must be >= 0")
+        if cfg.text_encoder.level != "sentence":
+            raise ConfigError("text_encoder.level: fused training feeds cached sentence embeddings; token states "
+                              "are not cached yet, so use level: sentence")
+    elif cfg.audio_training is None or cfg.text_training is None:
+        raise ConfigError("missing key audio_training / text_training (or give fused_training)")
+    else:
+        sections = ("audio_training", "text_training")
+    for branch in sections:
         t: BranchTraining = getattr(cfg, branch)
         for key in ("epochs", "batch_size", "patience"):
             if getattr(t, key) < 1:
                 raise ConfigError(f"{branch}.{key}: must be at least 1")
         if t.lr <= 0 or t.weight_decay < 0:
             raise ConfigError(f"{branch}: lr must be > 0 and weight_decay >= 0")
-    if cfg.audio_training.gain_db < 0 or not 0 < cfg.audio_training.crop_min <= 1:
-        raise ConfigError("audio_training: gain_db must be >= 0 and crop_min in (0, 1]")
-    try:
-        build_model(cfg.model.architecture, cfg.dims(), cfg.model.hparams)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model: cannot build {cfg.model.architecture!r} with hparams {cfg.model.hparams}: {e}") \
-            from None
-    return cfg
+    audio: AudioTraining = cfg.fused_training if cfg.fused else cfg.audio_training  # type: ignore[assignment]
+    if audio.gain_db < 0 or not 0 < audio.crop_min <= 1:
+        key = "fused_training" if cfg.fused else "audio_training"
+        raise ConfigError(f"{key}: gain_db must be >= 0 and crop_min in (0, 1]")
 
 
 def load_config(path: Path) -> TrainConfig:
@@ -176,6 +256,11 @@ def load_config(path: Path) -> TrainConfig:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     try:
-        return parse_config(data)
+        cfg = parse_config(data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+    if cfg.manifests is not None:  # manifest paths are relative to the config file
+        m = cfg.manifests
+        cfg = dataclasses.replace(cfg, manifests=dataclasses.replace(
+            m, **{k: str((path.parent / getattr(m, k)).resolve()) for k in ("train", "dev", "test")}))
+    return cfg

@@ -4,15 +4,19 @@ MELD: the text branch with past-only dialogue context, audio absent (MELD audio 
 RAVDESS: audio alone, text alone (the fixed statement, no context) and both fused, on the actors the
 bundle's data card names for the split, with the clips cut by the VAD the bundle was trained with; and
 audio alone at a level 12 dB below the corpus's, because a live microphone is rarely as loud as a studio's.
+Pairs: each RAVDESS clip of the split's actors paired with three MELD utterances of the same label from the
+MELD split of the same name (with their past-only context; seed ``PAIR_SEED``): fused, audio alone, text alone.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from emostream.models.bundle import Bundle
@@ -23,23 +27,32 @@ from emostream.training.cache import audio_frames, text_embeddings
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
 from emostream.training.metrics import scores, write_report
+from emostream.training.pairs import PAIR_SEED, match_labels, paired_inputs
 from emostream.training.splits import subsample
 
 log = logging.getLogger(__name__)
-CORPORA = ("meld", "ravdess")
+CORPORA = ("meld", "ravdess", "pairs", "manifest")
 QUIET_DB = -12.0
 
 
 def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir: Path, reports: Path,
-             every: int = 1) -> dict[str, dict[str, Any]]:
-    """Results by condition name (e.g. ``ravdess_test_audio``); each also written under ``reports``."""
+             every: int = 1, manifest: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Results by condition name (e.g. ``ravdess_test_audio``); each also written under ``reports``.
+
+    ``corpus="manifest"`` scores the rows of ``manifest`` (``split`` names the conditions): as given (fused where
+    a row has both), and audio alone / text alone over the rows that have that modality.
+    """
     meta, model = bundle.meta, bundle.model
     labels = meta.labels
+    if corpus == "manifest":
+        if manifest is None:
+            raise ValueError("--corpus manifest needs --manifest FILE (a CSV or JSONL manifest)")
+        return _evaluate_manifest(bundle, manifest, split, cache_dir, reports)
     if corpus == "meld":
         utts = subsample(load_meld(data_dir, split), every)
         sentences = text_embeddings([u.text for u in utts], meta.text_encoder, cache_dir)
         conditions = {f"meld_{split}_text": dialogue_inputs(utts, sentences, meta.dims)}
-    elif corpus == "ravdess":
+    elif corpus in ("ravdess", "pairs"):
         card = meta.data_card.get("ravdess", {})
         if split not in card.get("actors", {}) or "vad" not in meta.data_card:
             raise ValueError(f"bundle {bundle.path} does not record RAVDESS {split} actors and VAD settings in its "
@@ -49,11 +62,23 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         frames = audio_frames([u.audio for u in utts if u.audio], meta.features, VadConfig(**meta.data_card["vad"]),
                               cache_dir)
         sentences = text_embeddings([u.text for u in utts], meta.text_encoder, cache_dir)
-        conditions = {
-            f"ravdess_{split}_audio": dialogue_inputs(utts, sentences, meta.dims, audio=frames, use_text=False),
-            f"ravdess_{split}_text": dialogue_inputs(utts, sentences, meta.dims),
-            f"ravdess_{split}_fused": dialogue_inputs(utts, sentences, meta.dims, audio=frames),
-        }
+        if corpus == "pairs":
+            meld = subsample(load_meld(data_dir, split), every)
+            meld_in = dialogue_inputs(meld, text_embeddings([u.text for u in meld], meta.text_encoder, cache_dir),
+                                      meta.dims)
+            a, t = match_labels(label_array(utts, labels), label_array(meld, labels),
+                                np.random.default_rng(PAIR_SEED), per_clip=3)
+            fused = paired_inputs(frames, meld_in, a, t)
+            utts = [utts[i] for i in a]
+            conditions = {f"pairs_{split}_fused": fused,
+                          f"pairs_{split}_audio": [replace(x, sentence=None, tokens=None, context=()) for x in fused],
+                          f"pairs_{split}_text": [replace(x, audio=None) for x in fused]}
+        else:
+            conditions = {
+                f"ravdess_{split}_audio": dialogue_inputs(utts, sentences, meta.dims, audio=frames, use_text=False),
+                f"ravdess_{split}_text": dialogue_inputs(utts, sentences, meta.dims),
+                f"ravdess_{split}_fused": dialogue_inputs(utts, sentences, meta.dims, audio=frames),
+            }
     else:
         raise ValueError(f"unknown corpus {corpus!r}; use one of {', '.join(CORPORA)}")
     y = label_array(utts, labels)
@@ -65,5 +90,33 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
     for name, result in results.items():
         write_report(result, f"{meta.id}: {name.replace('_', ' ')}", reports, name)
         log.info("%s: WA %.3f UA %.3f wF1 %.3f", name, result["accuracy"], result["unweighted_recall"],
+                 result["weighted_f1"])
+    return results
+
+
+def _evaluate_manifest(bundle: Bundle, manifest: Path, split: str, cache_dir: Path,
+                       reports: Path) -> dict[str, dict[str, Any]]:
+    from emostream.training.data.manifest import load_manifest
+    from emostream.training.fused import manifest_inputs
+
+    meta, model = bundle.meta, bundle.model
+    utts = load_manifest(manifest, corpus="manifest")
+    vad = VadConfig(**meta.data_card["vad"]) if "vad" in meta.data_card else VadConfig()
+    inputs = manifest_inputs(utts, None, cache_dir, meta.text_encoder, meta.features, vad, meta.dims)  # type: ignore[arg-type]
+    y = label_array(utts, meta.labels)
+    results: dict[str, dict[str, Any]] = {}
+    name = f"manifest_{split}"
+    results[f"{name}_as_given"] = scores(y, predict(model, inputs).argmax(1), meta.labels)
+    audio = [i for i, x in enumerate(inputs) if x.audio is not None]
+    text = [i for i, x in enumerate(inputs) if x.sentence is not None]
+    if audio:
+        only = [replace(inputs[i], sentence=None, tokens=None, context=()) for i in audio]
+        results[f"{name}_audio"] = scores(y[audio], predict(model, only).argmax(1), meta.labels)
+    if text:
+        only = [replace(inputs[i], audio=None) for i in text]
+        results[f"{name}_text"] = scores(y[text], predict(model, only).argmax(1), meta.labels)
+    for cond, result in results.items():
+        write_report(result, f"{meta.id}: {cond.replace('_', ' ')}", reports, cond)
+        log.info("%s: WA %.3f UA %.3f wF1 %.3f", cond, result["accuracy"], result["unweighted_recall"],
                  result["weighted_f1"])
     return results

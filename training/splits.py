@@ -1,4 +1,5 @@
-"""Speaker-independent RAVDESS splits: whole actors go to exactly one of train, dev and test."""
+"""Speaker-independent splits: whole RAVDESS actors go to exactly one of train, dev and test; small corpora get
+leave-speakers-out k-fold splits."""
 
 from __future__ import annotations
 
@@ -31,3 +32,33 @@ def subsample(utts: list[Utterance], every: int) -> list[Utterance]:
         raise ValueError(f"subsample step must be at least 1, not {every}")
     chosen = set(sorted({u.dialogue for u in utts})[::every])
     return [u for u in utts if u.dialogue in chosen]
+
+
+def speaker_folds(utts: list[Utterance], k: int) -> list[list[str]]:
+    """``k`` disjoint groups of speakers covering every speaker, balanced by utterance count (greedy: the
+    speaker with most utterances goes to the fold with fewest so far; ties by name, so it is deterministic)."""
+    counts: dict[str, int] = {}
+    for u in utts:
+        counts[u.speaker] = counts.get(u.speaker, 0) + 1
+    if k < 2 or k > len(counts):
+        raise ValueError(f"leave-speakers-out k-fold needs 2 <= k <= number of speakers ({len(counts)}), not {k}")
+    folds: list[list[str]] = [[] for _ in range(k)]
+    sizes = [0] * k
+    for speaker in sorted(counts, key=lambda s: (-counts[s], s)):
+        i = min(range(k), key=lambda j: (sizes[j], j))
+        folds[i].append(speaker)
+        sizes[i] += counts[speaker]
+    return [sorted(f) for f in folds]
+
+
+def kfold_split(utts: list[Utterance], k: int, fold: int) -> dict[str, list[Utterance]]:
+    """Split ``fold`` of a leave-speakers-out k-fold: fold ``fold`` is test, the next one (cyclically) dev for
+    early stopping, the other k-2 train (k = 2: no dev split, an empty list). No speaker is in two splits."""
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in 0..{k - 1}, not {fold}")
+    folds = speaker_folds(utts, k)
+    test = set(folds[fold])
+    dev = set(folds[(fold + 1) % k]) if k > 2 else set()
+    return {"train": [u for u in utts if u.speaker not in test | dev],
+            "dev": [u for u in utts if u.speaker in dev],
+            "test": [u for u in utts if u.speaker in test]}

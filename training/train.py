@@ -136,6 +136,7 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
         return scores(y_dev_audio, pred, LABELS)["unweighted_recall"]
 
     at = cfg.audio_training
+    assert at is not None and cfg.text_training is not None, "branch-wise training needs both branch sections"
     audio = fit_branch(model, "audio", audio_in["train"], label_array(rav["train"], LABELS), audio_dev, at, cfg.seed,
                        augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g))
 

@@ -1,0 +1,241 @@
+"""Fused training: label-matched pairing, the shared loop on every architecture, configs, temperature
+calibration folded into weights, and a real manifest run (emo-train → emo-eval → load)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from emostream.models.baseline import LateFusionBaseline
+from emostream.models.bundle import load_bundle
+from emostream.models.collate import PastUtterance, UtteranceInput, collate
+from emostream.models.interface import ModelDims
+from emostream.training.calibrate import calibrate_branches, fit_temperature, fold_temperature, output_layer
+from emostream.training.cli import eval_main, train_main
+from emostream.training.config import ConfigError, load_config, parse_config
+from emostream.training.fused import Group, fit_fused
+from emostream.training.pairs import match_labels, paired_inputs
+from tests import REPO_ROOT
+
+ARCHS = ("pconv_blstm", "cbla_bilstm", "melcnn_bigru", "multab", "dialogue_bilstm_mha")
+
+
+
+
+def test_match_labels_pairs_same_label_and_redraws() -> None:
+    audio_y = np.array([0, 1, 1, 2, 3])
+    text_y = np.array([1, 0, 2, 1, 0, 1, 2])
+    rng = np.random.default_rng(0)
+    a, t = match_labels(audio_y, text_y, rng, per_clip=3)
+    kept = [0, 1, 2, 3]  # label 3 has no text: its clip is left out
+    assert list(a) == [i for i in kept for _ in range(3)]
+    assert np.array_equal(audio_y[a], text_y[t])
+    draws = {tuple(match_labels(audio_y, text_y, rng)[1]) for _ in range(20)}
+    assert len(draws) > 1  # re-paired on every call (every epoch)
+
+
+def test_paired_inputs_keep_text_context_and_take_audio() -> None:
+    past = PastUtterance(sentence=torch.ones(4), audio_stats=torch.zeros(6), speaker="Ross")
+    text = UtteranceInput(audio=None, sentence=torch.full((4,), 2.0), tokens=None, speaker="Rachel", context=(past,))
+    frames = [torch.randn(5, 3), torch.randn(7, 3)]
+    (pair,) = paired_inputs(frames, [text], np.array([1]), np.array([0]))
+    assert pair.audio is frames[1] and pair.sentence is text.sentence and pair.context == (past,)
+    batch = collate([pair], ModelDims(num_classes=7, audio_dim=3, text_dim=4, context_size=2))
+    assert batch.has_audio.all() and batch.has_text.all() and batch.context_mask.tolist() == [[False, True]]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fit_fused_trains_every_architecture(arch: str) -> None:
+    torch.set_num_threads(1)
+    cfg = load_config(REPO_ROOT / "configs" / f"{arch}.yaml")
+    ft = dataclasses.replace(cfg.fused_training, epochs=2, patience=5, batch_size=4, max_minutes=0)
+    cfg = dataclasses.replace(cfg, fused_training=ft)
+    dims = cfg.dims()
+    from emostream.models.interface import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, dims, cfg.model.hparams)
+    gen = torch.Generator().manual_seed(0)
+    items = [UtteranceInput(audio=torch.randn(40, dims.audio_dim, generator=gen) + i % 7,
+                            sentence=torch.randn(dims.text_dim, generator=gen), tokens=None, speaker="a")
+             for i in range(12)]
+    y = np.arange(12) % 7
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    def dev() -> tuple[float, dict[str, float]]:
+        calls.append(1)
+        return float(len(calls)), {"dev": float(len(calls))}
+
+    run = fit_fused(model, cfg, lambda: [Group(items, y, None, True), Group(items[:4], y[:4], None, False)], dev,
+                    np.random.default_rng(0))
+    assert run["epochs_run"] == 2 and run["best_epoch"] == 1 and run["best_dev"] == 2.0
+    changed = [k for k, v in model.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert changed, "no weight moved"
+    model.eval()
+    with torch.no_grad():
+        out = model(collate(items[:3], dims))
+    assert out.shape == (3, 7) and torch.isfinite(out).all()
+
+
+def test_every_seed_config_is_valid_and_fused() -> None:
+    for arch in ARCHS:
+        cfg = load_config(REPO_ROOT / "configs" / f"{arch}.yaml")
+        assert cfg.fused and cfg.model.architecture == arch and cfg.text_encoder.level == "sentence"
+        assert cfg.splits is not None and not set(cfg.splits.ravdess_test_actors) & set(cfg.splits.ravdess_train_actors)
+
+
+def test_fused_config_errors_name_the_key() -> None:
+    base = yaml.safe_load((REPO_ROOT / "configs" / "multab.yaml").read_text())
+    bad = json.loads(json.dumps(base))
+    bad["fused_training"]["modality_dropout"] = 0.6
+    with pytest.raises(ConfigError, match=r"fused_training.modality_dropout: must be in \[0, 0.5\)"):
+        parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    bad["audio_training"] = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())["audio_training"]
+    with pytest.raises(ConfigError, match="either fused_training or audio_training"):
+        parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    bad["text_encoder"] = {"level": "token"}
+    with pytest.raises(ConfigError, match=r"text_encoder\.level"):
+        parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    bad["fused_training"]["neutral_txt"] = 0.1
+    with pytest.raises(ConfigError, match=r"unknown key fused_training\.neutral_txt"):
+        parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    del bad["splits"]
+    with pytest.raises(ConfigError, match="missing key splits"):
+        parse_config(bad)
+
+
+def test_temperature_fit_and_fold_are_exact() -> None:
+    torch.manual_seed(0)
+    true = torch.randn(4000, 7) * 2
+    y = torch.distributions.Categorical(logits=true).sample()
+    assert fit_temperature(true * 3, y) == pytest.approx(3.0, rel=0.1)  # overconfident by 3x → T ≈ 3
+    dims = ModelDims(num_classes=7, audio_dim=6, text_dim=4, context_size=1)
+    model = LateFusionBaseline(dims, hidden=8).eval()
+    batch = collate([UtteranceInput(audio=torch.randn(9, 6), sentence=torch.randn(4), tokens=None)], dims)
+    with torch.no_grad():
+        audio, text = model.branch_logits(batch)
+        fold_temperature(output_layer(model.audio_head, 7), 4.0)
+        audio2, text2 = model.branch_logits(batch)
+    assert torch.allclose(audio2, audio / 4.0, atol=1e-6) and torch.equal(text2, text)
+
+
+def test_branch_calibration_softens_an_overconfident_branch() -> None:
+    torch.manual_seed(0)
+    dims = ModelDims(num_classes=7, audio_dim=6, text_dim=4, context_size=0)
+    model = LateFusionBaseline(dims, hidden=8).eval()
+    with torch.no_grad():
+        output_layer(model.audio_head, 7).weight.mul_(50.0)  # an audio branch that is sure of everything
+    audio = [UtteranceInput(audio=torch.randn(9, 6), sentence=None, tokens=None) for _ in range(200)]
+    text = [UtteranceInput(audio=None, sentence=torch.randn(4), tokens=None) for _ in range(200)]
+    y = np.random.default_rng(0).integers(0, 7, 200)  # labels unrelated to the inputs
+    temps = calibrate_branches(model, audio, y, text, y)
+    assert temps["audio"] > 5.0
+    with torch.no_grad():
+        p = model(collate(audio[:50], dims)).softmax(-1)
+    assert p.max() < 0.9  # no longer probability 1.0
+
+
+def _tiny_manifest(root: Path, name: str, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    words = {"joy": "I love this, it is wonderful", "anger": "I am furious, this is outrageous",
+             "sadness": "I feel so sad and lonely"}
+    rows = ["audio,text,label,speaker,dialogue,turn"]
+    for i in range(n):
+        label = list(words)[i % 3]
+        f0 = {"joy": 260, "anger": 180, "sadness": 110}[label]
+        t = np.arange(16000) / 16000
+        audio = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+        audio += 0.01 * rng.standard_normal(t.size)
+        clip = root / "clips" / f"{name}{i}.wav"
+        sf.write(clip, np.concatenate([np.zeros(4000), audio, np.zeros(4000)]).astype(np.float32), 16000)
+        rows.append(f'clips/{clip.name},"{words[label]}",{label},spk{i % 4},{name}{i // 3},{i % 3}')
+    path = root / f"{name}.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_manifest_train_eval_load(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    for name, n, seed in (("train", 24, 0), ("dev", 9, 1), ("test", 9, 2)):
+        _tiny_manifest(tmp_path / "data", name, n, seed)
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "dialogue_bilstm_mha.yaml").read_text())
+    del cfg["splits"]
+    cfg["bundle_id"] = "tiny-manifest"
+    cfg["model"]["hparams"] = {"lstm_hidden": 8, "lstm_layers": 1, "text_hidden": 16, "heads": 2}
+    cfg["fused_training"].update(epochs=3, patience=3, batch_size=8, max_minutes=0)
+    cfg["manifests"] = {"train": "data/train.csv", "dev": "data/dev.csv", "test": "data/test.csv",
+                        "licence": "CC0 (synthetic test tones)"}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "bundle"
+    assert train_main(["--config", str(tmp_path / "tiny.yaml"), "--out", str(out), "--reports",
+                       str(tmp_path / "reports"), "--cache", str(tmp_path / "cache")]) == 0
+    bundle = load_bundle(out)
+    manifest = json.loads((out / "bundle.json").read_text())
+    assert set(manifest["scores"]) == {"manifest_test_as_given", "manifest_test_audio", "manifest_test_text"}
+    assert manifest["scores"]["manifest_test_as_given"]["n"] == 9
+    assert manifest["data_card"]["licence"] == "CC0 (synthetic test tones)"
+    assert "CC0 (synthetic test tones)" in (out / "MODEL_CARD.md").read_text()
+    assert bundle.meta.architecture == "dialogue_bilstm_mha"
+    assert eval_main(["--bundle", str(out), "--corpus", "manifest", "--manifest", str(tmp_path / "data" / "test.csv"),
+                      "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "eval")]) == 0
+    again = json.loads((tmp_path / "eval" / "manifest_test_as_given.json").read_text())
+    assert again["accuracy"] == pytest.approx(manifest["scores"]["manifest_test_as_given"]["accuracy"], abs=1e-4)
+
+
+def test_fused_run_on_real_corpora_exports_and_scores_pairs(real_data: Path, tmp_path: Path) -> None:
+    """run_fused_training on every 40th dialogue/clip of the real corpora: the exported bundle reloads to the same
+    outputs and carries held-out scores for MELD, RAVDESS and the label-matched pairs."""
+    torch.set_num_threads(1)
+    from emostream.training.fused import run_fused_training
+
+    cfg = load_config(REPO_ROOT / "configs" / "cbla_bilstm.yaml")
+    cfg = dataclasses.replace(cfg, fused_training=dataclasses.replace(cfg.fused_training, epochs=1, meld_text_only=200))
+    out = tmp_path / "bundle"
+    run = run_fused_training(cfg, real_data, out, tmp_path / "cache", tmp_path / "reports", every=40)
+    manifest = json.loads((out / "bundle.json").read_text())
+    assert {"meld_test_text", "ravdess_test_audio", "ravdess_test_fused", "pairs_test_fused", "pairs_test_audio",
+            "pairs_test_text"} <= set(manifest["scores"])
+    # three MELD partners per clip; a subsampled MELD test may lack a label, whose clips then go unpaired
+    assert 0 < manifest["scores"]["pairs_test_fused"]["n"] <= 3 * manifest["scores"]["ravdess_test_audio"]["n"]
+    assert manifest["scores"]["pairs_test_fused"]["n"] % 3 == 0
+    assert manifest["data_card"]["training"]["temperature"] > 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "label-matched" in card and "CC BY-NC-SA 4.0" in card and "Smoke run" in card
+    bundle = load_bundle(out)
+    dims = cfg.dims()
+    items = [UtteranceInput(audio=torch.randn(30, dims.audio_dim), sentence=torch.randn(dims.text_dim), tokens=None)]
+    with torch.no_grad():
+        assert torch.equal(run.model.eval()(collate(items, dims)), bundle.model(collate(items, dims)))
+
+
+def test_text_only_batches_leave_batch_norm_statistics_alone() -> None:
+    torch.set_num_threads(1)
+    from emostream.models.interface import build_model
+
+    cfg = load_config(REPO_ROOT / "configs" / "melcnn_bigru.yaml")
+    cfg = dataclasses.replace(cfg, fused_training=dataclasses.replace(cfg.fused_training, epochs=1, max_minutes=0))
+    dims = cfg.dims()
+    model = build_model("melcnn_bigru", dims, cfg.model.hparams)
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    assert stats
+    text_only = [UtteranceInput(audio=None, sentence=torch.randn(dims.text_dim), tokens=None) for _ in range(8)]
+    fit_fused(model, cfg, lambda: [Group(text_only, np.arange(8) % 7, None, False)], lambda: (0.0, {}),
+              np.random.default_rng(0))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in stats.items())
+    with_audio = [UtteranceInput(audio=torch.randn(20, dims.audio_dim), sentence=None, tokens=None) for _ in range(8)]
+    fit_fused(model, cfg, lambda: [Group(with_audio, np.arange(8) % 7, None, True)], lambda: (0.0, {}),
+              np.random.default_rng(0))
+    assert not all(torch.equal(model.state_dict()[k], v) for k, v in stats.items())  # audio batches do update them

@@ -1,0 +1,286 @@
+"""Fused training of a whole architecture on label-matched pairs (docs/training.md, "Fusion without a paired
+corpus").
+
+Every epoch: each RAVDESS training clip is paired with a MELD training utterance of the same label, drawn
+afresh (the text keeps its real past-only dialogue context); a share ``neutral_text`` of the pairs get the clip's
+own fixed statement as text instead, so that the model learns to fall back on the audio when the words carry
+no emotion; modality dropout (``drop_modalities``) teaches each modality alone; ``meld_text_only`` MELD training
+utterances are added text-only, so that the text side sees MELD's real label distribution and most of its data.
+Early stopping on the mean of four dev scores (dev-actor clips paired with MELD dev utterances, fused UA;
+audio-only UA; audio with its statement UA; MELD dev text-only weighted F1): the stream meets all four
+situations. Test splits are scored only after training, on the exported bundle.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from emostream.models.bundle import BundleMeta, load_bundle, save_bundle
+from emostream.models.collate import UtteranceInput, collate
+from emostream.models.features import FeatureSpec
+from emostream.models.interface import EmotionModel, ModelDims, build_model, drop_modalities
+from emostream.models.labels import LABELS
+from emostream.models.text_encoder import TextEncoderSpec
+from emostream.stream.vad import VadConfig
+from emostream.training.augment import augment_audio
+from emostream.training.batching import dialogue_inputs, label_array, predict
+from emostream.training.cache import audio_frames, text_embeddings
+from emostream.training.calibrate import calibrate_output
+from emostream.training.card import fused_data_card, fused_model_card, manifest_model_card
+from emostream.training.config import TrainConfig
+from emostream.training.data.manifest import load_manifest
+from emostream.training.data.meld import load_meld
+from emostream.training.data.ravdess import load_ravdess
+from emostream.training.data.records import Utterance
+from emostream.training.evaluate import evaluate
+from emostream.training.metrics import scores, summary
+from emostream.training.pairs import match_labels, paired_inputs
+from emostream.training.splits import split_ravdess, subsample
+from emostream.training.train import TrainingRun, class_weights
+
+log = logging.getLogger(__name__)
+
+
+def audio_only(inputs: list[UtteranceInput]) -> list[UtteranceInput]:
+    return [replace(x, sentence=None, tokens=None, context=()) for x in inputs]
+
+
+@contextmanager
+def frozen_norm_stats(model: nn.Module, active: bool = True) -> Iterator[None]:
+    """Batch-norm layers in eval mode for the duration: a batch without any audio (text-only MELD) runs the audio
+    layers on zero padding, and in train mode that padding would drag their running statistics (what inference
+    normalises with) toward zeros."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training] \
+        if active else []
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
+
+
+@dataclass
+class Group:
+    """Training items of one kind for an epoch: ``pairs`` get audio augmentation and modality dropout."""
+
+    items: list[UtteranceInput]
+    y: np.ndarray
+    weight: torch.Tensor | None
+    pairs: bool
+
+
+def fit_fused(model: EmotionModel, cfg: TrainConfig, epoch_groups: Callable[[], list[Group]],
+              dev_score: Callable[[], tuple[float, dict[str, float]]], rng: np.random.Generator) -> dict[str, Any]:
+    """The training loop shared by label-matched pairs and real paired manifests: AdamW on cross-entropy (plus the
+    architecture's ``regularization()`` if it has one), batches never mixing groups, early stopping on
+    ``dev_score`` with the best weights restored; stops early at ``max_minutes``."""
+    ft = cfg.fused_training
+    assert ft is not None
+    opt = torch.optim.AdamW(model.parameters(), lr=ft.lr, weight_decay=ft.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    regularization = getattr(model, "regularization", None)  # e.g. cbla_bilstm's L2 term of its dense layers
+    best, best_epoch, best_parts, best_state, stale, epoch = -1.0, -1, {}, copy.deepcopy(model.state_dict()), 0, 0
+    t_train, stopped_by_budget = time.time(), False
+    bar = tqdm(range(ft.epochs), desc=f"fused {cfg.model.architecture}", unit="epoch")
+    for epoch in bar:
+        model.train()
+        groups = epoch_groups()
+        order = [(g, chunk) for g, group in enumerate(groups)
+                 for chunk in np.array_split(rng.permutation(len(group.items)),
+                                             max(1, -(-len(group.items) // ft.batch_size)))
+                 if len(chunk)]
+        total, count = 0.0, 0
+        for k in rng.permutation(len(order)):
+            g, idx = order[k]
+            group = groups[g]
+            batch = collate([group.items[i] for i in idx], model.dims)
+            if group.pairs:
+                batch = augment_audio(batch, cfg.features, ft.gain_db, ft.crop_min, gen)
+                batch = drop_modalities(batch, ft.modality_dropout, gen)
+            with frozen_norm_stats(model, active=not bool(batch.has_audio.any())):
+                logits = model(batch)
+            loss = F.cross_entropy(logits, torch.from_numpy(group.y[idx]), weight=group.weight)
+            if regularization is not None:
+                loss = loss + regularization()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if ft.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), ft.clip_grad)
+            opt.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+        dev, parts = dev_score()
+        log.info("epoch %d: train loss %.4f, dev %.4f (%s)", epoch, total / count, dev,
+                 ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
+        bar.set_postfix(loss=f"{total / count:.3f}", dev=f"{dev:.3f}", best=f"{max(best, dev):.3f}")
+        if dev > best:
+            best, best_epoch, best_parts, best_state, stale = dev, epoch, parts, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= ft.patience:
+                break
+        if ft.max_minutes and time.time() - t_train > 60 * ft.max_minutes:
+            log.info("wall-clock budget of %.1f minutes reached after epoch %d", ft.max_minutes, epoch)
+            stopped_by_budget = True
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    log.info("best dev %.4f at epoch %d of %d", best, best_epoch, epoch + 1)
+    return {"best_epoch": best_epoch, "best_dev": best, "dev_parts": best_parts, "epochs_run": epoch + 1,
+            "stopped_by_budget": stopped_by_budget}
+
+
+def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
+                       every: int = 1) -> TrainingRun:
+    """Trains ``cfg.model`` jointly, exports the bundle to ``out``, scores it on the held-out test splits."""
+    ft = cfg.fused_training
+    assert ft is not None and cfg.splits is not None, "run_fused_training needs fused_training and splits"
+    t0 = time.time()
+    dims = cfg.dims()
+    meld = {s: subsample(load_meld(data_dir, s), every) for s in ("train", "dev")}
+    rav = {k: subsample(v, every) for k, v in split_ravdess(load_ravdess(data_dir), cfg.splits).items()}
+    log.info("MELD train %d / dev %d utterances; RAVDESS train %d / dev %d / test %d clips",
+             len(meld["train"]), len(meld["dev"]), len(rav["train"]), len(rav["dev"]), len(rav["test"]))
+    texts = [u.text for s in meld.values() for u in s] + [u.text for s in rav.values() for u in s]
+    sentences = text_embeddings(texts, cfg.text_encoder, cache_dir)
+    frames = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir)
+              for k, v in rav.items() if k != "test"}
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    norm = getattr(model, "norm", None)
+    if norm is not None:
+        train_frames = torch.cat(frames["train"])
+        norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
+
+    meld_in = {k: dialogue_inputs(v, sentences, dims) for k, v in meld.items()}
+    statement_in = {k: dialogue_inputs(rav[k], sentences, dims, audio=frames[k]) for k in frames}
+    y_meld = {k: label_array(v, LABELS) for k, v in meld.items()}
+    y_rav = {k: label_array(rav[k], LABELS) for k in frames}
+
+    a_dev, t_dev = match_labels(y_rav["dev"], y_meld["dev"], np.random.default_rng(cfg.seed), per_clip=2)
+    dev_sets = {
+        "pairs_fused_ua": (paired_inputs(frames["dev"], meld_in["dev"], a_dev, t_dev), y_rav["dev"][a_dev]),
+        "audio_ua": (audio_only(statement_in["dev"]), y_rav["dev"]),
+        "statement_fused_ua": (statement_in["dev"], y_rav["dev"]),
+        "meld_text_wf1": (meld_in["dev"], y_meld["dev"]),
+    }
+
+    def dev_score() -> tuple[float, dict[str, float]]:
+        parts = {}
+        for name, (inputs, y) in dev_sets.items():
+            r = scores(y, predict(model, inputs).argmax(1), LABELS)
+            parts[name] = r["weighted_f1"] if name.endswith("wf1") else r["unweighted_recall"]
+        return float(np.mean(list(parts.values()))), parts
+
+    w_pair = class_weights(y_rav["train"], dims.num_classes, ft.class_weighting)
+    w_text = class_weights(y_meld["train"], dims.num_classes, ft.text_class_weighting)
+    rng = np.random.default_rng(cfg.seed)
+
+    def epoch_groups() -> list[Group]:
+        a_idx, t_idx = match_labels(y_rav["train"], y_meld["train"], rng)
+        neutral = rng.random(len(a_idx)) < ft.neutral_text
+        matched = paired_inputs(frames["train"], meld_in["train"], a_idx, t_idx)
+        pairs = [statement_in["train"][i] if neutral[k] else matched[k] for k, i in enumerate(a_idx)]
+        text_pick = rng.choice(len(meld_in["train"]), size=min(ft.meld_text_only, len(meld_in["train"])),
+                               replace=False)
+        return [Group(pairs, y_rav["train"][a_idx], w_pair, True),
+                Group([meld_in["train"][i] for i in text_pick], y_meld["train"][text_pick], w_text, False)]
+
+    run = fit_fused(model, cfg, epoch_groups, dev_score, rng)
+    temperature = None
+    if ft.calibrate:
+        dev_in = dev_sets["pairs_fused_ua"][0] + dev_sets["audio_ua"][0] + dev_sets["meld_text_wf1"][0]
+        dev_y = np.concatenate([dev_sets[k][1] for k in ("pairs_fused_ua", "audio_ua", "meld_text_wf1")])
+        temperature = calibrate_output(model, dev_in, dev_y)
+        log.info("output temperature fitted on dev: %.3f", temperature)
+
+    training = {"run": run, "temperature": temperature, "seconds": round(time.time() - t0, 1),
+                "subsample_every": every}
+    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams, dims=dims,
+                      labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
+                      data_card=fused_data_card(cfg, rav, meld, training))
+    save_bundle(out, model, meta, fused_model_card(meta, {}))
+    bundle = load_bundle(out)
+    results: dict = {}
+    for corpus in ("meld", "ravdess", "pairs"):
+        results.update(evaluate(bundle, corpus, "test", data_dir, cache_dir, reports, every))
+    meta.scores = {name: summary(r) for name, r in results.items()}
+    save_bundle(out, model, meta, fused_model_card(meta, results))
+    log.info("exported %s in %.0f s", out, time.time() - t0)
+    return TrainingRun(model=model, results=results)
+
+
+def manifest_inputs(utts: list[Utterance], cfg: TrainConfig, cache_dir: Path,
+                    encoder: TextEncoderSpec | None = None, features: FeatureSpec | None = None,
+                    vad: VadConfig | None = None, dims: ModelDims | None = None) -> list[UtteranceInput]:
+    """Model inputs of manifest records: real audio and text of the same utterance where the row has both, and
+    past-only context from the row's dialogue."""
+    features, vad, dims = features or cfg.features, vad or cfg.vad, dims or cfg.dims()
+    with_audio = [i for i, u in enumerate(utts) if u.audio is not None]
+    computed = audio_frames([utts[i].audio for i in with_audio], features, vad, cache_dir)  # type: ignore[misc]
+    frames: list[torch.Tensor | None] = [None] * len(utts)
+    for i, f in zip(with_audio, computed, strict=True):
+        frames[i] = f
+    sentences = text_embeddings([u.text for u in utts], encoder or cfg.text_encoder, cache_dir)
+    return dialogue_inputs(utts, sentences, dims, audio=frames)  # type: ignore[arg-type]
+
+
+def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports: Path) -> TrainingRun:
+    """Trains on your own manifests (real pairs where a row has audio and text): modality dropout, early stopping
+    on dev UA of the rows as given, export, and the held-out score on the test manifest."""
+    m, ft = cfg.manifests, cfg.fused_training
+    assert m is not None and ft is not None
+    t0 = time.time()
+    dims = cfg.dims()
+    utts = {k: load_manifest(Path(getattr(m, k)), corpus="manifest") for k in ("train", "dev")}
+    inputs = {k: manifest_inputs(v, cfg, cache_dir) for k, v in utts.items()}
+    y = {k: label_array(v, LABELS) for k, v in utts.items()}
+    log.info("manifest train %d / dev %d utterances", len(utts["train"]), len(utts["dev"]))
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    norm = getattr(model, "norm", None)
+    train_frames = [x.audio for x in inputs["train"] if x.audio is not None]
+    if norm is not None and train_frames:
+        cat = torch.cat(train_frames)
+        norm.fit(cat.unsqueeze(0), torch.ones(1, len(cat), dtype=torch.bool))
+    weight = class_weights(y["train"], dims.num_classes, ft.class_weighting)
+    rng = np.random.default_rng(cfg.seed)
+
+    def dev_score() -> tuple[float, dict[str, float]]:
+        ua = scores(y["dev"], predict(model, inputs["dev"]).argmax(1), LABELS)["unweighted_recall"]
+        return ua, {"dev_ua": ua}
+
+    run = fit_fused(model, cfg, lambda: [Group(inputs["train"], y["train"], weight, True)], dev_score, rng)
+    temperature = calibrate_output(model, inputs["dev"], y["dev"]) if ft.calibrate else None
+    counts = {k: {"utterances": len(v), "labels": {lab: int((y[k] == i).sum()) for i, lab in enumerate(LABELS)}}
+              for k, v in utts.items()}
+    card = {"licence": m.licence, "sources": {"manifest": {"name": m.description or "own data (manifests)",
+                                                           "licence": m.licence, "citation": ""}},
+            "manifests": {"train": m.train, "dev": m.dev, "test": m.test, "splits": counts},
+            "vad": asdict(cfg.vad), "context_size": cfg.context_size,
+            "training": {"seed": cfg.seed, "fused": asdict(ft), "run": run, "temperature": temperature,
+                         "seconds": round(time.time() - t0, 1), "subsample_every": 1}}
+    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams, dims=dims,
+                      labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder, data_card=card)
+    save_bundle(out, model, meta, manifest_model_card(meta, {}))
+    results = evaluate(load_bundle(out), "manifest", "test", Path(m.test).parent, cache_dir, reports,
+                       manifest=Path(m.test))
+    meta.scores = {name: summary(r) for name, r in results.items()}
+    save_bundle(out, model, meta, manifest_model_card(meta, results))
+    log.info("exported %s in %.0f s", out, time.time() - t0)
+    return TrainingRun(model=model, results=results)
