@@ -38,22 +38,33 @@ def _counts(utts: list[Utterance]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[str, list[Utterance]],
-              training: dict[str, Any]) -> dict[str, Any]:
-    """What the bundle was trained on and how; ``emo-eval`` reads the RAVDESS actors and VAD from it."""
+def _corpora(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[str, list[Utterance]],
+             meld_use: str, ravdess_use: str) -> dict[str, Any]:
+    """The MELD and RAVDESS parts of a data card: splits, sizes, label counts, and what each split was used for."""
+    assert cfg.splits is not None
     return {
-        "licence": LICENCE,
-        "sources": SOURCES,
         "meld": {"splits": {k: {"utterances": len(v), "dialogues": len({u.dialogue for u in v}),
                                 "labels": _counts(v)} for k, v in meld.items()},
-                 "use": "train: text branch; dev: early stopping; test: held-out score only",
+                 "use": meld_use,
                  "text_cleaning": "cp1252 mojibake repaired, typographic punctuation written as ASCII"},
         "ravdess": {"actors": {"train": cfg.splits.ravdess_train_actors, "dev": cfg.splits.ravdess_dev_actors,
                                "test": cfg.splits.ravdess_test_actors},
                     "clips": {k: len(v) for k, v in ravdess.items()},
                     "labels": {k: _counts(v) for k, v in ravdess.items()},
                     "label_map": "calm -> neutral; happy -> joy; fearful -> fear; surprised -> surprise",
-                    "use": "train actors: audio branch; dev actors: early stopping; test actors: held-out score only"},
+                    "use": ravdess_use},
+    }
+
+
+def data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[str, list[Utterance]],
+              training: dict[str, Any]) -> dict[str, Any]:
+    """What the bundle was trained on and how; ``emo-eval`` reads the RAVDESS actors and VAD from it."""
+    return {
+        "licence": LICENCE,
+        "sources": SOURCES,
+        **_corpora(cfg, ravdess, meld, meld_use="train: text branch; dev: early stopping; test: held-out score only",
+                   ravdess_use="train actors: audio branch; dev actors: early stopping; test actors: held-out score "
+                               "only"),
         "vad": asdict(cfg.vad),
         "context_size": cfg.context_size,
         "training": {"seed": cfg.seed, "audio": asdict(cfg.audio_training), "text": asdict(cfg.text_training),
@@ -167,17 +178,10 @@ def fused_data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld:
     return {
         "licence": LICENCE,
         "sources": SOURCES,
-        "meld": {"splits": {k: {"utterances": len(v), "dialogues": len({u.dialogue for u in v}),
-                                "labels": _counts(v)} for k, v in meld.items()},
-                 "use": "train: text of label-matched pairs and text-only examples; dev: early stopping; "
-                        "test: held-out score only",
-                 "text_cleaning": "cp1252 mojibake repaired, typographic punctuation written as ASCII"},
-        "ravdess": {"actors": {"train": cfg.splits.ravdess_train_actors, "dev": cfg.splits.ravdess_dev_actors,
-                               "test": cfg.splits.ravdess_test_actors},
-                    "clips": {k: len(v) for k, v in ravdess.items()},
-                    "labels": {k: _counts(v) for k, v in ravdess.items()},
-                    "label_map": "calm -> neutral; happy -> joy; fearful -> fear; surprised -> surprise",
-                    "use": "train actors: audio of pairs; dev actors: early stopping; test actors: held-out only"},
+        **_corpora(cfg, ravdess, meld,
+                   meld_use="train: text of label-matched pairs and text-only examples; dev: early stopping; "
+                            "test: held-out score only",
+                   ravdess_use="train actors: audio of pairs; dev actors: early stopping; test actors: held-out only"),
         "pairing": "each RAVDESS training clip paired with a MELD training utterance of the same label (with its "
                    "past-only context), drawn afresh every epoch; a share of pairs use the clip's own fixed "
                    "statement as text; modality dropout; MELD utterances added text-only",

@@ -42,14 +42,11 @@ from emostream.training.calibrate import calibrate_output
 from emostream.training.card import fused_data_card, fused_model_card, manifest_model_card
 from emostream.training.config import TrainConfig
 from emostream.training.data.manifest import load_manifest
-from emostream.training.data.meld import load_meld
-from emostream.training.data.ravdess import load_ravdess
 from emostream.training.data.records import Utterance
 from emostream.training.evaluate import evaluate
 from emostream.training.metrics import scores, summary
 from emostream.training.pairs import match_labels, paired_inputs
-from emostream.training.splits import split_ravdess, subsample
-from emostream.training.train import TrainingRun, class_weights
+from emostream.training.train import TrainingRun, class_weights, load_corpora
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +148,7 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
     assert ft is not None and cfg.splits is not None, "run_fused_training needs fused_training and splits"
     t0 = time.time()
     dims = cfg.dims()
-    meld = {s: subsample(load_meld(data_dir, s), every) for s in ("train", "dev")}
-    rav = {k: subsample(v, every) for k, v in split_ravdess(load_ravdess(data_dir), cfg.splits).items()}
-    log.info("MELD train %d / dev %d utterances; RAVDESS train %d / dev %d / test %d clips",
-             len(meld["train"]), len(meld["dev"]), len(rav["train"]), len(rav["dev"]), len(rav["test"]))
+    meld, rav = load_corpora(cfg, data_dir, every)
     texts = [u.text for s in meld.values() for u in s] + [u.text for s in rav.values() for u in s]
     sentences = text_embeddings(texts, cfg.text_encoder, cache_dir)
     frames = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir)

@@ -31,6 +31,7 @@ from emostream.training.card import data_card, model_card
 from emostream.training.config import BranchTraining, TrainConfig
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
+from emostream.training.data.records import Utterance
 from emostream.training.evaluate import evaluate
 from emostream.training.metrics import scores, summary
 from emostream.training.splits import split_ravdess, subsample
@@ -105,6 +106,17 @@ class TrainingRun:
     results: dict[str, dict[str, Any]]  # held-out test results by condition
 
 
+def load_corpora(cfg: TrainConfig, data_dir: Path, every: int) -> tuple[dict[str, list[Utterance]],
+                                                                       dict[str, list[Utterance]]]:
+    """MELD train/dev and the RAVDESS actor splits, keeping every ``every``-th dialogue/clip (smoke runs)."""
+    assert cfg.splits is not None
+    meld = {s: subsample(load_meld(data_dir, s), every) for s in ("train", "dev")}
+    rav = {k: subsample(v, every) for k, v in split_ravdess(load_ravdess(data_dir), cfg.splits).items()}
+    log.info("MELD train %d / dev %d utterances; RAVDESS train %d / dev %d / test %d clips",
+             len(meld["train"]), len(meld["dev"]), len(rav["train"]), len(rav["dev"]), len(rav["test"]))
+    return meld, rav
+
+
 def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
                  every: int = 1) -> TrainingRun:
     """Trains both branches, exports the bundle to ``out``, scores it on the held-out test splits.
@@ -114,10 +126,7 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     """
     t0 = time.time()
     dims = cfg.dims()
-    meld = {s: subsample(load_meld(data_dir, s), every) for s in ("train", "dev")}
-    rav = {k: subsample(v, every) for k, v in split_ravdess(load_ravdess(data_dir), cfg.splits).items()}
-    log.info("MELD train %d / dev %d utterances; RAVDESS train %d / dev %d / test %d clips",
-             len(meld["train"]), len(meld["dev"]), len(rav["train"]), len(rav["dev"]), len(rav["test"]))
+    meld, rav = load_corpora(cfg, data_dir, every)
 
     sentences = text_embeddings([u.text for s in meld.values() for u in s], cfg.text_encoder, cache_dir)
     frames = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir)
