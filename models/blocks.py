@@ -60,12 +60,6 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> t
     return torch.softmax(filled, dim=dim) * mask.to(scores.dtype)
 
 
-def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Max over dim 1 of ``(B, T, D)`` where ``mask`` is True; zeros where nothing is valid."""
-    filled = x.masked_fill(~mask.unsqueeze(-1), torch.finfo(x.dtype).min).amax(1)
-    return present(filled, mask.any(1))
-
-
 def pool_mask(mask: torch.Tensor, kernel: int) -> torch.Tensor:
     """The validity of the steps of a max/avg pooling with ``kernel`` = stride and ``ceil_mode=True``."""
     return nn.functional.max_pool1d(mask.unsqueeze(1).float(), kernel, kernel, ceil_mode=True).squeeze(1) > 0

@@ -56,13 +56,13 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio | EndCandidate]):
         pause = seg.pausing(self.speculate_after) if self.speculate_after else None
         if pause is not None and (pause.end - pause.start) * 1000 >= self.cfg.min_utterance_ms * SAMPLE_RATE:
             out.append(EndCandidate(self._id(ch)[0], pause.end / SAMPLE_RATE, pause.audio))
-        current = seg.current()
-        if current is not None and self.partial_every:
-            spoken = (current.end - current.start) // self.cfg.frame_samples
-            if spoken >= self.partial_every and spoken % self.partial_every == 0:
-                uid, seq = self._id(ch)
-                out.append(PartialAudio(self.stream_id, uid, seq, ch, self.speaker(ch), current.start / SAMPLE_RATE,
-                                        current.end / SAMPLE_RATE, current.audio, item.wall))
+        spoken = seg.speech_frames
+        if self.partial_every and spoken >= self.partial_every and spoken % self.partial_every == 0:
+            current = seg.current()  # copies the utterance so far: only when a partial is due
+            assert current is not None
+            uid, seq = self._id(ch)
+            out.append(PartialAudio(self.stream_id, uid, seq, ch, self.speaker(ch), current.start / SAMPLE_RATE,
+                                    current.end / SAMPLE_RATE, current.audio, item.wall))
         return out
 
     async def flush(self) -> list[Utterance | PartialAudio | EndCandidate]:

@@ -86,8 +86,9 @@ class Segmenter:
         self._last_voiced = 0
 
     @property
-    def in_speech(self) -> bool:
-        return self._start is not None
+    def speech_frames(self) -> int:
+        """Frames since the current utterance's first voiced frame (0 outside speech): cheap, unlike current()."""
+        return 0 if self._start is None else self._index - self._start
 
     def push(self, frame: np.ndarray) -> list[Segment]:
         cfg = self.cfg

@@ -3,7 +3,7 @@
 Fixtures
 --------
 - ``mosquitto`` (session): a running :class:`MosquittoBroker` (``.host``, ``.port``, ``.url``, ``.stop()``,
-  ``.start()``, ``.restart()``). A test that stops it must start it again; ``mqtt_collector`` restarts it if needed.
+  ``.start()``). A test that stops it must start it again; ``mqtt_collector`` restarts it if needed.
 - ``mqtt_collector``: factory ``(topic_filter="#", qos=1) -> MqttCollector``, subscribed (SUBACK received) on return.
 - ``zmq_collector``: factory ``(endpoint, prefix="", *, bind=False, timeout_s=120) -> ZmqCollector``, a SUB socket
   in another process; ``.stop()`` returns the received ``ZmqMessage`` list.

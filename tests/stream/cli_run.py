@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import jiwer
 
@@ -54,8 +53,3 @@ def word_error_rate(pairs: list[tuple[Turn, dict | None]]) -> float:
     hyps = [normalise(e["transcript"]) if e else "" for _, e in pairs]
     return jiwer.wer(refs, hyps)
 
-
-def bundle_dir() -> Path:
-    from emostream.models.bundle import DEFAULT_BUNDLE
-
-    return DEFAULT_BUNDLE

@@ -90,12 +90,6 @@ class Dialogue:
         d["path"] = str(self.path)
         return d
 
-    def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as pretty JSON and return the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
 
 @dataclass(frozen=True)
 class Clip:

@@ -115,11 +115,6 @@ class MosquittoBroker:
                 self._proc.wait()
         self._proc = None
 
-    def restart(self) -> None:
-        """Stop, then start again on the same port."""
-        self.stop()
-        self.start()
-
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
