@@ -139,7 +139,9 @@ class StreamPipeline:
 
         async def sink() -> None:
             while not isinstance(item := await self.queues[-1].get(), EndOfStream):
-                self.metrics.observe(await publish(item, self.publishers))
+                event = stamp(item)
+                self.metrics.observe(event)  # before publishing: whoever sees the event sees it counted
+                await publish_now(event, self.publishers)
             end.append(item)
 
         async def report() -> None:
@@ -208,8 +210,8 @@ def first_error(group: BaseExceptionGroup) -> BaseException:
     return error
 
 
-async def publish(item: Outgoing, publishers: list[Publisher]) -> Event:
-    """Stamps the end-to-end latency (end of the audio the event is about → now) and publishes the event.
+def stamp(item: Outgoing) -> Event:
+    """The event with its end-to-end latency: from the end of the audio it is about to now.
 
     For emotion events ``queue`` is the part of the end-to-end time spent in no stage: waiting in queues.
     """
@@ -221,7 +223,7 @@ async def publish(item: Outgoing, publishers: list[Publisher]) -> Event:
             lat["queue"] = round(max(0.0, e2e - sum(lat.values())), 3)
         lat["end_to_end"] = e2e
         event = replace(event, latency_ms=lat)
-    return await publish_now(event, publishers)
+    return event
 
 
 async def publish_now(event: Event, publishers: list[Publisher]) -> Event:
