@@ -47,6 +47,10 @@ class EmotionBatch:
     def __len__(self) -> int:
         return self.audio.shape[0]
 
+    def rows(self, index: torch.Tensor) -> EmotionBatch:
+        """The utterances at ``index`` (a 1-d index tensor), as a batch of their own."""
+        return EmotionBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
     def with_modalities(self, audio: bool, text: bool) -> EmotionBatch:
         """The same batch with a modality switched off (used for per-modality scores)."""
         return replace(self, has_audio=self.has_audio & audio, has_text=self.has_text & text)

@@ -31,16 +31,22 @@ class EmotionClassifier:
 
     @torch.inference_mode()
     def classify(self, items: list[UtteranceInput]) -> list[Scores]:
-        """Per item: probabilities for ``fused``, ``audio`` and ``text`` (None where that modality is absent)."""
+        """Per item: probabilities for ``fused``, ``audio`` and ``text`` (None where that modality is absent).
+
+        With one modality present the fused output is that modality's (models honour the masks), so the
+        single-modality passes run only on the rows that have both: an audio-only estimate costs one pass.
+        """
         batch = collate(items, self.bundle.meta.dims).to(self.device)
         model = self.bundle.model
-        probs = {
-            "fused": model(batch).softmax(-1).cpu(),
-            "audio": model(batch.with_modalities(audio=True, text=False)).softmax(-1).cpu(),
-            "text": model(batch.with_modalities(audio=False, text=True)).softmax(-1).cpu(),
-        }
-        present = {"fused": batch.has_audio | batch.has_text, "audio": batch.has_audio, "text": batch.has_text}
-        present = {k: v.cpu() for k, v in present.items()}
+        fused = model(batch).softmax(-1).cpu()
+        has_audio, has_text = batch.has_audio.cpu(), batch.has_text.cpu()
+        probs = {"fused": fused, "audio": fused.clone(), "text": fused.clone()}
+        both = (has_audio & has_text).nonzero().squeeze(1)
+        if len(both):
+            subset = batch.rows(both.to(self.device))
+            probs["audio"][both] = model(subset.with_modalities(audio=True, text=False)).softmax(-1).cpu()
+            probs["text"][both] = model(subset.with_modalities(audio=False, text=True)).softmax(-1).cpu()
+        present = {"fused": has_audio | has_text, "audio": has_audio, "text": has_text}
         return [
             {
                 kind: (dict(zip(self.labels, map(float, p[i]), strict=True)) if present[kind][i] else None)
