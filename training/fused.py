@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from emostream.models.bundle import BundleMeta, load_bundle, save_bundle
+from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.features import FeatureSpec
 from emostream.models.interface import EmotionModel, ModelDims, build_model, drop_modalities
@@ -46,7 +46,7 @@ from emostream.training.data.records import Utterance
 from emostream.training.evaluate import evaluate
 from emostream.training.metrics import scores, summary
 from emostream.training.pairs import match_labels, paired_inputs
-from emostream.training.train import TrainingRun, class_weights, load_corpora
+from emostream.training.train import TrainingRun, class_weights, export_bundle, load_corpora
 
 log = logging.getLogger(__name__)
 
@@ -205,16 +205,12 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
 
     training = {"run": run, "temperature": temperature, "seconds": round(time.time() - t0, 1),
                 "subsample_every": every}
-    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams, dims=dims,
-                      labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
-                      data_card=fused_data_card(cfg, rav, meld, training))
-    save_bundle(out, model, meta, fused_model_card(meta, {}))
-    bundle = load_bundle(out)
+    bundle = export_bundle(cfg, model, fused_data_card(cfg, rav, meld, training), fused_model_card, out)
     results: dict = {}
     for corpus in ("meld", "ravdess", "pairs"):
         results.update(evaluate(bundle, corpus, "test", data_dir, cache_dir, reports, every))
-    meta.scores = {name: summary(r) for name, r in results.items()}
-    save_bundle(out, model, meta, fused_model_card(meta, results))
+    bundle.meta.scores = {name: summary(r) for name, r in results.items()}
+    save_bundle(out, model, bundle.meta, fused_model_card(bundle.meta, results))
     log.info("exported %s in %.0f s", out, time.time() - t0)
     return TrainingRun(model=model, results=results)
 
@@ -269,12 +265,9 @@ def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports:
             "vad": asdict(cfg.vad), "context_size": cfg.context_size,
             "training": {"seed": cfg.seed, "fused": asdict(ft), "run": run, "temperature": temperature,
                          "seconds": round(time.time() - t0, 1), "subsample_every": 1}}
-    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams, dims=dims,
-                      labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder, data_card=card)
-    save_bundle(out, model, meta, manifest_model_card(meta, {}))
-    results = evaluate(load_bundle(out), "manifest", "test", Path(m.test).parent, cache_dir, reports,
-                       manifest=Path(m.test))
-    meta.scores = {name: summary(r) for name, r in results.items()}
-    save_bundle(out, model, meta, manifest_model_card(meta, results))
+    bundle = export_bundle(cfg, model, card, manifest_model_card, out)
+    results = evaluate(bundle, "manifest", "test", Path(m.test).parent, cache_dir, reports, manifest=Path(m.test))
+    bundle.meta.scores = {name: summary(r) for name, r in results.items()}
+    save_bundle(out, model, bundle.meta, manifest_model_card(bundle.meta, results))
     log.info("exported %s in %.0f s", out, time.time() - t0)
     return TrainingRun(model=model, results=results)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from emostream.models.bundle import BundleMeta, load_bundle, save_bundle
+from emostream.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.interface import EmotionBatch, EmotionModel, build_model
 from emostream.models.labels import LABELS
@@ -106,6 +106,16 @@ class TrainingRun:
     results: dict[str, dict[str, Any]]  # held-out test results by condition
 
 
+def export_bundle(cfg: TrainConfig, model: EmotionModel, card_data: dict[str, Any],
+                  card: Callable[[BundleMeta, dict], str], out: Path) -> Bundle:
+    """Saves the trained model as a bundle and loads it back: scores are taken on exactly what was exported."""
+    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams,
+                      dims=cfg.dims(), labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
+                      data_card=card_data)
+    save_bundle(out, model, meta, card(meta, {}))
+    return load_bundle(out)
+
+
 def load_corpora(cfg: TrainConfig, data_dir: Path, every: int) -> tuple[dict[str, list[Utterance]],
                                                                        dict[str, list[Utterance]]]:
     """MELD train/dev and the RAVDESS actor splits, keeping every ``every``-th dialogue/clip (smoke runs)."""
@@ -160,15 +170,10 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
 
     training = {"audio_run": asdict(audio), "text_run": asdict(text), "seconds": round(time.time() - t0, 1),
                 "subsample_every": every}
-    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams, dims=dims,
-                      labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
-                      data_card=data_card(cfg, rav, meld, training))
-    save_bundle(out, model, meta, model_card(meta, {}))
-    # Score exactly what was exported: the bundle as loaded from disk.
-    bundle = load_bundle(out)
+    bundle = export_bundle(cfg, model, data_card(cfg, rav, meld, training), model_card, out)
     results = {**evaluate(bundle, "meld", "test", data_dir, cache_dir, reports, every),
                **evaluate(bundle, "ravdess", "test", data_dir, cache_dir, reports, every)}
-    meta.scores = {name: summary(r) for name, r in results.items()}
-    save_bundle(out, model, meta, model_card(meta, results))
+    bundle.meta.scores = {name: summary(r) for name, r in results.items()}
+    save_bundle(out, model, bundle.meta, model_card(bundle.meta, results))
     log.info("exported %s in %.0f s", out, time.time() - t0)
     return TrainingRun(model=model, results=results)
