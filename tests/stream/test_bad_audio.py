@@ -4,7 +4,6 @@ very long files, and a fuzz run over decoding and segmentation."""
 from __future__ import annotations
 
 import itertools
-import resource
 import subprocess
 import sys
 
@@ -96,7 +95,6 @@ def test_a_two_hour_file_decodes_in_bounded_memory(tmp_path):
     samples, grown_kb = map(int, out.stdout.split())
     assert abs(samples - 2 * 3600 * 16000) <= 16
     assert grown_kb < 200 * 1024, f"peak memory grew {grown_kb / 1024:.0f} MiB while decoding"
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > 0
 
 
 FUZZ_CASES = {"decode": 0, "segment": 0}
