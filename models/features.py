@@ -6,23 +6,28 @@ always sees the features it was trained on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import torch
 import torchaudio
 
-FeatureKind = Literal["mfcc", "mel", "lld"]
+FeatureKind = Literal["mfcc", "mel", "lld", "whisper"]
 LLD_DIM = 34  # low-level descriptors per frame of kind "lld" (see LowLevelDescriptors)
+WHISPER_HOP_MS = 20.0  # Whisper's encoder states are 20 ms apart
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
     """What the acoustic front end computes. Frames are ``hop_ms`` apart; at most ``max_frames`` are kept.
 
-    ``kind``: "mfcc" (``n_mfcc`` coefficients), "mel" (``n_mels`` log-mel bands) or "lld" (34 low-level
+    ``kind``: "mfcc" (``n_mfcc`` coefficients), "mel" (``n_mels`` log-mel bands), "lld" (34 low-level
     descriptors per frame, see :class:`LowLevelDescriptors`; it uses ``n_mels`` for its 13 MFCCs and ignores
-    ``n_mfcc``). ``deltas`` appends first and second differences to any kind.
+    ``n_mfcc``) or "whisper" (the encoder states of Whisper model ``whisper``, 20 ms apart, of audio padded
+    to ``whisper_window_s``; see ``models/whisper_states.py``; it needs ``hop_ms: 20`` and ``deltas: false``
+    and ignores the mel settings).
+    ``deltas`` appends first and second differences to the first three kinds.
     """
 
     kind: FeatureKind = "mfcc"
@@ -33,9 +38,15 @@ class FeatureSpec:
     hop_ms: float = 10.0
     deltas: bool = True
     max_frames: int = 1000
+    whisper: str = "tiny.en"
+    whisper_window_s: float = 10.0
 
     @property
     def dim(self) -> int:
+        from emostream.models.whisper_states import WHISPER_MODELS
+
+        if self.kind == "whisper":
+            return WHISPER_MODELS[self.whisper].dim
         base = {"mfcc": self.n_mfcc, "mel": self.n_mels, "lld": LLD_DIM}[self.kind]
         return base * (3 if self.deltas else 1)
 
@@ -53,11 +64,36 @@ class FeatureSpec:
         if unknown:
             raise ValueError(f"feature spec has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
         spec = cls(**data)
-        if spec.kind not in ("mfcc", "mel", "lld"):
-            raise ValueError(f"feature spec kind {spec.kind!r} is not supported; use 'mfcc', 'mel' or 'lld'")
+        if spec.kind not in ("mfcc", "mel", "lld", "whisper"):
+            raise ValueError(f"feature spec kind {spec.kind!r} is not supported; use 'mfcc', 'mel', 'lld' or 'whisper'")
+        from emostream.models.whisper_states import MAX_WINDOW_S, WHISPER_MODELS
+
+        if spec.whisper not in WHISPER_MODELS:
+            raise ValueError(f"feature spec whisper {spec.whisper!r} is not packaged; "
+                             f"known: {', '.join(WHISPER_MODELS)}")
+        if not 1.0 <= spec.whisper_window_s <= MAX_WINDOW_S:
+            raise ValueError(f"feature spec whisper_window_s {spec.whisper_window_s:g} "
+                             f"must be in [1, {MAX_WINDOW_S:g}]")
+        if spec.kind == "whisper" and (spec.deltas or spec.hop_ms != WHISPER_HOP_MS):
+            raise ValueError("feature spec kind 'whisper' has the encoder's own frames, 20 ms apart, no deltas: "
+                             f"set hop_ms: {WHISPER_HOP_MS:g} and deltas: false (got hop_ms {spec.hop_ms:g}, "
+                             f"deltas {str(spec.deltas).lower()})")
         if spec.sample_rate != 16000:
             raise ValueError(f"feature spec sample_rate {spec.sample_rate} is not supported; use 16000")
         return spec
+
+
+Extractor = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def make_extractor(spec: FeatureSpec, device: torch.device | str = "cpu", threads: int = 1) -> Extractor:
+    """The front end a spec names, on ``device``: waveforms → ``(B, T, dim)`` frames and a ``(B, T)`` mask.
+    ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller)."""
+    if spec.kind == "whisper":
+        from emostream.models.whisper_states import WhisperStates
+
+        return WhisperStates(spec.whisper, spec.whisper_window_s, spec.max_frames, device, threads)
+    return FeatureExtractor(spec).to(device)
 
 
 class FeatureExtractor(torch.nn.Module):

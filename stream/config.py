@@ -42,7 +42,9 @@ class AsrConfig:
     window_s: float = 10.0  # encoder input: utterances are padded to this; 30 = Whisper's own window (benchmarks)
     partial_interval_ms: int = 1000  # a partial transcript per this much speech; 0 switches partials off
     partial_window_s: float = 10.0  # at most this much of the latest audio is decoded for a partial
-    speculate_after_ms: int = 60  # start the final decode this far into a pause, during the hangover; 0 = off
+    # Start the final decode (and features, voice and text embeddings) as soon as a pause is as long as the
+    # post-roll, so it is hidden by the rest of the hangover; off: only after the endpoint (slower, same result).
+    speculate: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from emostream.stream.messages import EndCandidate, Utterance
 from emostream.stream.speakers import SpeakerConfig, SpeakerEncoder, SpeakerTracker
-from emostream.stream.stage import Stage, elapsed_ms
+from emostream.stream.stage import Speculation, Stage, elapsed_ms
 from emostream.stream.vad import SAMPLE_RATE
 
 
@@ -26,28 +26,18 @@ class SpeakerLabelling(Stage[Utterance | EndCandidate, Utterance | EndCandidate]
     def __init__(self, cfg: SpeakerConfig, encoder: SpeakerEncoder) -> None:
         self.encoder = encoder
         self.tracker = SpeakerTracker(cfg, encoder)
-        self._speculation: tuple[str, float, asyncio.Task[np.ndarray]] | None = None
+        self.speculation: Speculation[np.ndarray] = Speculation()
 
     async def process(self, item: Utterance | EndCandidate) -> list[Utterance | EndCandidate]:
         if isinstance(item, EndCandidate):
-            if self._speculation is not None:
-                self._speculation[2].cancel()
-            task = asyncio.create_task(asyncio.to_thread(self.encoder.embed, item.audio))
-            self._speculation = (item.utterance_id, item.end_s, task)
+            self.speculation.start(item.key, asyncio.to_thread(self.encoder.embed, item.audio))
             return [item]
         t0 = time.monotonic()
-        spec, self._speculation = self._speculation, None
-        if spec is not None and spec[0] == item.utterance_id and abs(spec[1] - item.end_s) < 1e-6:
-            embedding = await spec[2]
-        else:
-            if spec is not None:
-                spec[2].cancel()
-            embedding = await asyncio.to_thread(self.encoder.embed, item.audio)
+        embedding = await (self.speculation.take(item.key) or asyncio.to_thread(self.encoder.embed, item.audio))
         assignment = self.tracker.assign_embedding(embedding, len(item.audio) / SAMPLE_RATE)
         latency = item.latency_ms | {"speaker": elapsed_ms(t0, time.monotonic())}
         return [replace(item, speaker=assignment.speaker, latency_ms=latency)]
 
     async def flush(self) -> list[Utterance | EndCandidate]:
-        if self._speculation is not None:
-            self._speculation[2].cancel()
+        self.speculation.drop()
         return []

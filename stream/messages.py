@@ -53,6 +53,11 @@ class Utterance:
     split: bool
     latency_ms: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def key(self) -> tuple[str, float, int]:
+        """Equal to the ``EndCandidate.key`` that guessed this utterance exactly."""
+        return self.utterance_id, self.end_s, len(self.audio)
+
 
 @dataclass(frozen=True, slots=True)
 class PartialAudio:
@@ -77,6 +82,19 @@ class EndCandidate:
     utterance_id: str
     end_s: float  # the voiced end this candidate assumes
     audio: np.ndarray
+
+    @property
+    def key(self) -> tuple[str, float, int]:
+        return self.utterance_id, self.end_s, len(self.audio)
+
+
+@dataclass(frozen=True, slots=True)
+class Speculated:
+    """The transcript of an ``EndCandidate``, decoded during the hangover. Later stages may prepare for it
+    (embed its text) and use that work when the final transcript of the utterance is the same."""
+
+    utterance_id: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
+from emostream.models.features import Extractor, make_extractor
 from emostream.models.text_encoder import TextEncoder
 from emostream.stream.acoustic import AcousticFeatures
 from emostream.stream.config import Config
@@ -48,6 +49,7 @@ class Runtime:
 
     bundle: Bundle
     asr: AsrService
+    features: Extractor
     encoder: TextEncoder
     inference: InferenceService
     speaker_encoder: SpeakerEncoder | None
@@ -79,6 +81,7 @@ def load_runtime(cfg: Config) -> Runtime:
     return Runtime(
         bundle=bundle,
         asr=AsrService(Transcriber(cfg.asr, device)),
+        features=make_extractor(bundle.meta.features, device),
         encoder=TextEncoder(bundle.meta.text_encoder, device),
         inference=InferenceService(EmotionClassifier(bundle, device), cfg.model.max_batch, cfg.model.max_wait_ms),
         speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
@@ -99,13 +102,12 @@ class StreamSpec:
 class StreamPipeline:
     def __init__(self, spec: StreamSpec, cfg: Config, runtime: Runtime, publishers: list[Publisher]) -> None:
         meta = runtime.bundle.meta
-        device = runtime.inference.classifier.device
         self.spec, self.cfg, self.publishers = spec, cfg, publishers
         self.transcription = Transcription(runtime.asr, cfg.asr)
         self.stages: list[Stage] = [
             Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names, cfg.asr.partial_interval_ms,
-                         cfg.asr.speculate_after_ms),
-            AcousticFeatures(meta.features, device),
+                         cfg.asr.speculate),
+            AcousticFeatures(runtime.features),
             EarlyEstimate(runtime.inference, meta.id),
             self.transcription,
             TextEmbedding(runtime.encoder),

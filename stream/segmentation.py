@@ -1,9 +1,10 @@
 """Stage: frames of every channel → utterances, one VAD segmenter per channel.
 
 While an utterance is spoken it also emits the audio so far every ``partial_interval_ms`` (input for
-partial transcripts), and ``speculate_after_ms`` into each pause the utterance as it would end (so ASR can
-start before the hangover confirms the end). Utterance ids are given at the first partial or at the end, whichever comes
-first, so a click that the VAD drops for being too short never consumes an id.
+partial transcripts), and, once a pause is as long as the post-roll, the utterance exactly as the endpoint
+will cut it (``EndCandidate``), so ASR and features can start before the hangover confirms the end.
+Utterance ids are given at the first partial or at the end, whichever comes first, so a click that the
+VAD drops for being too short never consumes an id.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio | EndCandidate]):
     accepts = (AudioFrame,)
 
     def __init__(self, stream_id: str, cfg: VadConfig, speakers: tuple[str, ...], partial_interval_ms: int,
-                 speculate_after_ms: int) -> None:
+                 speculate: bool) -> None:
         self.stream_id = stream_id
         self.cfg = cfg
         self.speakers = speakers
         self.partial_every = cfg.frames(partial_interval_ms) if partial_interval_ms else 0
-        self.speculate_after = cfg.frames(speculate_after_ms) if speculate_after_ms else 0
+        # At the post-roll the audio so far is what the endpoint will hand on, sample for sample.
+        self.speculate_after = max(1, cfg.frames(cfg.post_roll_ms)) if speculate else 0
         self.segmenters: dict[int, Segmenter] = {}
         # Arrival time of recent frames, to date the end of speech that the hangover confirms later.
         self.arrivals: dict[int, deque[tuple[int, float]]] = {}

@@ -7,12 +7,14 @@ without limit. ``EndOfStream`` flushes every stage in order and then ends it.
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
+from collections.abc import Coroutine, Hashable
+from typing import Any, Generic, TypeVar
 
 from emostream.stream.messages import EndOfStream
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+T = TypeVar("T")
 
 
 class Stage(Generic[In, Out]):
@@ -50,3 +52,31 @@ async def run_stage(stage: Stage[In, Out], inbox: asyncio.Queue, outbox: asyncio
 
 def elapsed_ms(since: float, now: float) -> float:
     return round((now - since) * 1000.0, 3)
+
+
+class Speculation(Generic[T]):
+    """Work started on a guess (the utterance as the endpoint will cut it, its probable transcript), used
+    only if the guess comes true. A newer guess or a different outcome cancels it (counted in ``wasted``)."""
+
+    def __init__(self) -> None:
+        self._key: Hashable = None
+        self._task: asyncio.Task[T] | None = None
+        self.wasted = 0
+
+    def start(self, key: Hashable, work: Coroutine[Any, Any, T]) -> None:
+        self.drop()
+        self._key, self._task = key, asyncio.create_task(work)
+
+    def take(self, key: Hashable) -> asyncio.Task[T] | None:
+        """The work started for exactly ``key`` (usually done: only its remainder is awaited); else None."""
+        if self._task is not None and self._key == key:
+            task, self._task = self._task, None
+            return task
+        self.drop()
+        return None
+
+    def drop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self.wasted += 1
+            self._task = None

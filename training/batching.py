@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from emostream.models.collate import PastUtterance, UtteranceInput, collate
-from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims
+from emostream.models.interface import EmotionModel, ModelDims
 from emostream.training.data.records import Utterance
 
 
@@ -39,17 +39,13 @@ def label_array(utts: Sequence[Utterance], labels: tuple[str, ...]) -> np.ndarra
 
 
 @torch.no_grad()
-def predict(model: EmotionModel, inputs: Sequence[UtteranceInput], batch_size: int = 256,
-            transform: Callable[[EmotionBatch], EmotionBatch] | None = None) -> np.ndarray:
-    """Fused log-probabilities ``(N, C)`` in eval mode (the modalities present in ``inputs`` decide the fusion).
-
-    ``transform`` changes each collated batch first (e.g. a level shift for a robustness score).
-    """
+def predict(model: EmotionModel, inputs: Sequence[UtteranceInput], batch_size: int = 256) -> np.ndarray:
+    """Fused log-probabilities ``(N, C)`` in eval mode (the modalities present in ``inputs`` decide the fusion)."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(inputs), batch_size):
         batch = collate(list(inputs[i : i + batch_size]), model.dims)
-        out.append(model(transform(batch) if transform else batch))
+        out.append(model(batch))
     model.train(was_training)
     return torch.cat(out).numpy()

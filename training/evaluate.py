@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from emostream.models.bundle import Bundle
 from emostream.stream.vad import VadConfig
-from emostream.training.augment import shift_level
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_embeddings
 from emostream.training.data.meld import load_meld
@@ -83,10 +80,11 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         raise ValueError(f"unknown corpus {corpus!r}; use one of {', '.join(CORPORA)}")
     y = label_array(utts, labels)
     results = {name: scores(y, predict(model, inputs).argmax(1), labels) for name, inputs in conditions.items()}
-    if corpus == "ravdess":
-        quiet = partial(shift_level, spec=meta.features, gain_db=torch.full((1,), QUIET_DB))
-        results[f"ravdess_{split}_audio_quiet"] = scores(
-            y, predict(model, conditions[f"ravdess_{split}_audio"], transform=quiet).argmax(1), labels)
+    if corpus == "ravdess":  # the same clips played 12 dB quieter, through the whole front end
+        quiet = audio_frames([u.audio for u in utts if u.audio], meta.features, VadConfig(**meta.data_card["vad"]),
+                             cache_dir, gain_db=QUIET_DB)
+        inputs = dialogue_inputs(utts, sentences, meta.dims, audio=quiet, use_text=False)
+        results[f"ravdess_{split}_audio_quiet"] = scores(y, predict(model, inputs).argmax(1), labels)
     for name, result in results.items():
         write_report(result, f"{meta.id}: {name.replace('_', ' ')}", reports, name)
         log.info("%s: WA %.3f UA %.3f wF1 %.3f", name, result["accuracy"], result["unweighted_recall"],

@@ -13,10 +13,11 @@ def test_scores_equal_three_full_passes_for_every_mix_of_modalities():
     bundle = load_bundle(DEFAULT_BUNDLE)
     classifier = EmotionClassifier(bundle, torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
-    sentence = torch.nn.functional.normalize(torch.randn(384, generator=g), dim=0)
+    dims = bundle.meta.dims
+    sentence = torch.nn.functional.normalize(torch.randn(dims.text_dim, generator=g), dim=0)
     items = [
-        UtteranceInput(torch.randn(80, 120, generator=g) * 5, sentence, None, "a"),  # both
-        UtteranceInput(torch.randn(60, 120, generator=g) * 5, None, None, "b"),  # audio only (an estimate)
+        UtteranceInput(torch.randn(80, dims.audio_dim, generator=g) * 5, sentence, None, "a"),  # both
+        UtteranceInput(torch.randn(60, dims.audio_dim, generator=g) * 5, None, None, "b"),  # audio only (an estimate)
         UtteranceInput(None, sentence, None, "c"),  # text only
     ]
     got = classifier.classify(items)

@@ -48,6 +48,8 @@ def _base() -> dict:
 def test_shipped_config_loads() -> None:
     cfg = load_config(REPO_ROOT / "configs" / "baseline.yaml")
     assert cfg.context_size == 4 and cfg.dims().audio_dim == cfg.features.dim
+    whisper = load_config(REPO_ROOT / "configs" / "whisper_baseline.yaml")
+    assert whisper.features.kind == "whisper" and whisper.dims().audio_dim == 512
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -64,6 +66,9 @@ def test_shipped_config_loads() -> None:
     (lambda d: d["vad"].update(aggressiveness=7), "vad.*aggressiveness must be 0, 1, 2 or 3"),
     (lambda d: d["model"]["hparams"].update(width=3), "model: cannot build"),
     (lambda d: d["model"].update(architecture="gpt"), "unknown architecture 'gpt'"),
+    (lambda d: d["features"].update(kind="whisper", hop_ms=20.0, deltas=False),
+     "audio_training.gain_db: level augmentation .* set gain_db: 0"),
+    (lambda d: d["text_encoder"].update(name="bert-large"), "text encoder 'bert-large' is not available offline"),
 ])
 def test_config_errors_name_the_key(edit, message: str) -> None:
     data = _base()

