@@ -1,7 +1,8 @@
 """Stage: utterance audio → acoustic feature frames, on the model's device, as the bundle specifies.
 
-Like ASR, extraction starts on the ``EndCandidate`` (the utterance as the endpoint will cut it): a heavy
-front end (Whisper encoder states) is then hidden behind the rest of the hangover.
+Like ASR, extraction starts before the endpoint, on the exact ``EndCandidate`` (the utterance as the
+endpoint will cut it, once the pause reaches the post-roll): a heavy front end (Whisper encoder states) is
+then hidden behind the rest of the hangover.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class AcousticFeatures(Stage[Utterance | EndCandidate, Acoustic | EndCandidate])
 
     async def process(self, item: Utterance | EndCandidate) -> list[Acoustic | EndCandidate]:
         if isinstance(item, EndCandidate):
-            self.speculation.start(item.key, asyncio.to_thread(self._extract, item.audio))
+            if item.exact:  # features are not forgiving of a missing tail, unlike ASR
+                self.speculation.start(item.key, asyncio.to_thread(self._extract, item.audio))
             return [item]
         t0 = time.monotonic()
         frames = await (self.speculation.take(item.key) or asyncio.to_thread(self._extract, item.audio))

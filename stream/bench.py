@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 # Naive = each utterance transcribed after its endpoint with faster-whisper's defaults: no partials, no speculation.
-NAIVE_ASR = {"window_s": 30.0, "beam_size": 5, "partial_interval_ms": 0, "speculate": False}
+NAIVE_ASR = {"window_s": 30.0, "beam_size": 5, "partial_interval_ms": 0, "speculate_after_ms": 0}
 CONFIGS: dict[str, dict[str, Any]] = {"emo-stream": {}, "naive": NAIVE_ASR}
 P95_LIMIT_MS = 1500.0  # a stream keeps up when its final events arrive within 1.5 s (p95) ...
 LAG_LIMIT_S = 0.5  # ... and the paced source was never held back by more than this
@@ -212,7 +212,8 @@ async def warm_up(runtime: Any, cfg: Any, dialogue: dict) -> None:
     from emostream.stream.pipeline import StreamSpec, run_streams
 
     source = timed_source(Path(dialogue["path"]), "warm-up", cfg.vad.frame_samples, False, SourceClock())
-    await run_streams([StreamSpec("warm-up", source, dialogue["path"])], override(cfg, source={"realtime": False}),
+    await run_streams([StreamSpec("warm-up", source, dialogue["path"], live=False)],
+                      override(cfg, source={"realtime": False}),
                       runtime, [Recorder()], asyncio.Event())
 
 
@@ -236,7 +237,7 @@ async def stream_job(job: dict) -> dict:
         d = job["dialogues"][i % len(job["dialogues"])]
         sid, clock = f"s{i + 1:02d}-{d['name']}", SourceClock()
         source = timed_source(Path(d["path"]), sid, cfg.vad.frame_samples, cfg.source.realtime, clock)
-        specs.append(StreamSpec(sid, source, d["path"]))
+        specs.append(StreamSpec(sid, source, d["path"], live=cfg.source.realtime))
         streams[sid] = {"dialogue": d, "clock": clock}
     cpu0, t0 = usage()[0], time.monotonic()
     outcome = await run_streams(specs, cfg, runtime, [recorder], asyncio.Event())

@@ -111,7 +111,7 @@ def stream_specs(a: argparse.Namespace, cfg: Config, stats: CaptureStats) -> lis
         info = probe(path)  # fail on a bad file before loading any model
         stream_id = a.stream_id[i] if i < len(a.stream_id) else stream_id_for(path)
         source = functools.partial(replay, info, stream_id, cfg.vad.frame_samples, cfg.source.realtime)
-        specs.append(StreamSpec(stream_id, source, str(path), channels=info.channels))
+        specs.append(StreamSpec(stream_id, source, str(path), channels=info.channels, live=cfg.source.realtime))
     if a.mic:
         device = int(a.device) if a.device and a.device.isdigit() else a.device
         channels = len(cfg.source.channel_names) or 1

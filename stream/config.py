@@ -42,9 +42,9 @@ class AsrConfig:
     window_s: float = 10.0  # encoder input: utterances are padded to this; 30 = Whisper's own window (benchmarks)
     partial_interval_ms: int = 1000  # a partial transcript per this much speech; 0 switches partials off
     partial_window_s: float = 10.0  # at most this much of the latest audio is decoded for a partial
-    # Start the final decode (and features, voice and text embeddings) as soon as a pause is as long as the
-    # post-roll, so it is hidden by the rest of the hangover; off: only after the endpoint (slower, same result).
-    speculate: bool = True
+    # Start the final decode (and the voice and text embeddings) this far into a pause, hidden by the hangover;
+    # features start when the pause reaches the post-roll (the exact cut). 0 = off: all after the endpoint.
+    speculate_after_ms: int = 60
 
 
 @dataclass(frozen=True)

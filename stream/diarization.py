@@ -30,10 +30,10 @@ class SpeakerLabelling(Stage[Utterance | EndCandidate, Utterance | EndCandidate]
 
     async def process(self, item: Utterance | EndCandidate) -> list[Utterance | EndCandidate]:
         if isinstance(item, EndCandidate):
-            self.speculation.start(item.key, asyncio.to_thread(self.encoder.embed, item.audio))
+            self.speculation.start(item.pause, asyncio.to_thread(self.encoder.embed, item.audio))
             return [item]
         t0 = time.monotonic()
-        embedding = await (self.speculation.take(item.key) or asyncio.to_thread(self.encoder.embed, item.audio))
+        embedding = await (self.speculation.take(item.pause) or asyncio.to_thread(self.encoder.embed, item.audio))
         assignment = self.tracker.assign_embedding(embedding, len(item.audio) / SAMPLE_RATE)
         latency = item.latency_ms | {"speaker": elapsed_ms(t0, time.monotonic())}
         return [replace(item, speaker=assignment.speaker, latency_ms=latency)]

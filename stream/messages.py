@@ -36,8 +36,26 @@ class EndOfStream:
     error: str = ""  # why the source stopped early; raised once what was read has been published
 
 
+class Ending:
+    """How work started on a guess (``EndCandidate``) is matched to the utterance the endpoint cuts: by
+    ``pause`` (same utterance, same voiced end) or, where the exact audio matters, by ``key`` (same audio too)."""
+
+    __slots__ = ()
+    utterance_id: str
+    end_s: float
+    audio: np.ndarray
+
+    @property
+    def pause(self) -> tuple[str, float]:
+        return self.utterance_id, self.end_s
+
+    @property
+    def key(self) -> tuple[str, float, int]:
+        return self.utterance_id, self.end_s, len(self.audio)
+
+
 @dataclass(frozen=True, slots=True)
-class Utterance:
+class Utterance(Ending):
     """A segment of speech cut by the VAD."""
 
     stream_id: str
@@ -52,11 +70,6 @@ class Utterance:
     endpoint_wall: float  # when the VAD declared the end (after the hangover)
     split: bool
     latency_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, float, int]:
-        """Equal to the ``EndCandidate.key`` that guessed this utterance exactly."""
-        return self.utterance_id, self.end_s, len(self.audio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +88,15 @@ class PartialAudio:
 
 
 @dataclass(frozen=True, slots=True)
-class EndCandidate:
+class EndCandidate(Ending):
     """Speech has paused: the utterance as it will be if the hangover confirms the end. Transcribing it
-    now hides the decode behind the hangover; if speech resumes it is simply not used."""
+    now hides the decode behind the hangover; if speech resumes it is simply not used. One pause may send
+    two: an early guess (its audio still lacks part of the post-roll) and the ``exact`` cut."""
 
     utterance_id: str
     end_s: float  # the voiced end this candidate assumes
     audio: np.ndarray
-
-    @property
-    def key(self) -> tuple[str, float, int]:
-        return self.utterance_id, self.end_s, len(self.audio)
+    exact: bool  # the audio is, sample for sample, what the endpoint will hand on if it confirms this end
 
 
 @dataclass(frozen=True, slots=True)

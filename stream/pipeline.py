@@ -96,6 +96,9 @@ class StreamSpec:
     description: str  # for messages: a file name or a device
     channels: int = 1
     require_speech: bool = True  # a replayed file without speech is an error; a quiet microphone is not
+    # Frames come at the speed of speech (a microphone, a --realtime replay). Only live streams get partial
+    # transcripts: in a fast replay they are stale before anyone sees them and cost ~15 % of its throughput.
+    live: bool = True
     input_overruns: Callable[[], int] = lambda: 0
 
 
@@ -105,8 +108,9 @@ class StreamPipeline:
         self.spec, self.cfg, self.publishers = spec, cfg, publishers
         self.transcription = Transcription(runtime.asr, cfg.asr)
         self.stages: list[Stage] = [
-            Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names, cfg.asr.partial_interval_ms,
-                         cfg.asr.speculate),
+            Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names,
+                         cfg.asr.partial_interval_ms if spec.live else 0,
+                         cfg.asr.speculate_after_ms),
             AcousticFeatures(runtime.features),
             EarlyEstimate(runtime.inference, meta.id),
             self.transcription,

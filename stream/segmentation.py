@@ -1,8 +1,9 @@
 """Stage: frames of every channel → utterances, one VAD segmenter per channel.
 
 While an utterance is spoken it also emits the audio so far every ``partial_interval_ms`` (input for
-partial transcripts), and, once a pause is as long as the post-roll, the utterance exactly as the endpoint
-will cut it (``EndCandidate``), so ASR and features can start before the hangover confirms the end.
+partial transcripts), and the utterance as it would end when speech pauses (``EndCandidate``): a first guess
+``speculate_after_ms`` into the pause (for ASR), and the exact cut once the pause is as long as the post-roll
+(for features), so both can start before the hangover confirms the end.
 Utterance ids are given at the first partial or at the end, whichever comes first, so a click that the
 VAD drops for being too short never consumes an id.
 """
@@ -22,13 +23,15 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio | EndCandidate]):
     accepts = (AudioFrame,)
 
     def __init__(self, stream_id: str, cfg: VadConfig, speakers: tuple[str, ...], partial_interval_ms: int,
-                 speculate: bool) -> None:
+                 speculate_after_ms: int) -> None:
         self.stream_id = stream_id
         self.cfg = cfg
         self.speakers = speakers
         self.partial_every = cfg.frames(partial_interval_ms) if partial_interval_ms else 0
-        # At the post-roll the audio so far is what the endpoint will hand on, sample for sample.
-        self.speculate_after = max(1, cfg.frames(cfg.post_roll_ms)) if speculate else 0
+        # Pause lengths (frames) at which to send a candidate; at the post-roll the audio so far is what the
+        # endpoint will hand on, sample for sample.
+        self.exact_after = max(1, cfg.frames(cfg.post_roll_ms))
+        self.guesses = sorted({cfg.frames(speculate_after_ms), self.exact_after}) if speculate_after_ms else []
         self.segmenters: dict[int, Segmenter] = {}
         # Arrival time of recent frames, to date the end of speech that the hangover confirms later.
         self.arrivals: dict[int, deque[tuple[int, float]]] = {}
@@ -55,9 +58,11 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio | EndCandidate]):
         out: list[Utterance | PartialAudio | EndCandidate] = [
             self._utterance(ch, s, time.monotonic()) for s in seg.push(item.samples)
         ]
-        pause = seg.pausing(self.speculate_after) if self.speculate_after else None
-        if pause is not None and (pause.end - pause.start) * 1000 >= self.cfg.min_utterance_ms * SAMPLE_RATE:
-            out.append(EndCandidate(self._id(ch)[0], pause.end / SAMPLE_RATE, pause.audio))
+        for frames in self.guesses:
+            pause = seg.pausing(frames)
+            if pause is not None and (pause.end - pause.start) * 1000 >= self.cfg.min_utterance_ms * SAMPLE_RATE:
+                out.append(EndCandidate(self._id(ch)[0], pause.end / SAMPLE_RATE, pause.audio,
+                                        exact=frames == self.exact_after))
         spoken = seg.speech_frames
         if self.partial_every and spoken >= self.partial_every and spoken % self.partial_every == 0:
             current = seg.current()  # copies the utterance so far: only when a partial is due

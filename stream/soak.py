@@ -68,7 +68,7 @@ async def soak(streams: int, minutes: float, example: Path, sample_s: float) -> 
         runtime = await asyncio.to_thread(load_runtime, cfg)
         counter = Counter()
         specs = [StreamSpec(f"soak{i}", functools.partial(replay, info, f"soak{i}", cfg.vad.frame_samples, False),
-                            str(info.path)) for i in range(streams)]
+                            str(info.path), live=False) for i in range(streams)]
         samples: list[tuple[float, float]] = []
         t0 = time.monotonic()
 

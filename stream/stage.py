@@ -64,6 +64,10 @@ class Speculation(Generic[T]):
         self.wasted = 0
 
     def start(self, key: Hashable, work: Coroutine[Any, Any, T]) -> None:
+        """Starts ``work`` for ``key``; a repeated guess (same key) keeps the work already under way."""
+        if self._task is not None and self._key == key:
+            work.close()
+            return
         self.drop()
         self._key, self._task = key, asyncio.create_task(work)
 

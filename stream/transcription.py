@@ -184,7 +184,7 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
 
     async def process(self, item: Acoustic | PartialAudio | EndCandidate) -> list[Transcribed]:
         if isinstance(item, EndCandidate):
-            self.speculation.start(item.key, self._speculate(item))
+            self.speculation.start(item.pause, self._speculate(item))
             return []
         if isinstance(item, PartialAudio):
             if self._mailbox is not None:
@@ -202,7 +202,7 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
             self._mailbox = None
             self.dropped_partials += 1
         t0 = time.monotonic()
-        transcript = await (self.speculation.take(utt.key) or self.service.transcribe(utt.audio, FINAL))
+        transcript = await (self.speculation.take(utt.pause) or self.service.transcribe(utt.audio, FINAL))
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
 
     async def _speculate(self, item: EndCandidate) -> Transcript:

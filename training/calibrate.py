@@ -8,6 +8,8 @@ each branch speaks with the confidence its dev data earns. Single-head architect
     python -m emostream.training.calibrate --bundle models/bundles/default --out /tmp/calibrated
 
 (with ``PYTHONPATH=.dev`` in a checkout) writes a calibrated copy and scores it like ``emo-eval``.
+``--audio-weight W`` also sets a late-fusion bundle's fusion weight (choose it on dev with
+``emostream.training.ablate_fusion``: calibration changes how the branches' confidences compare).
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--reports", type=Path, default=None, help="default runs/eval/<new id>/")
+    p.add_argument("--audio-weight", type=float, default=None,
+                   help="late fusion only: the audio branch's weight in [0, 1] after calibration")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.stream.vad import VadConfig
     from emostream.training.batching import dialogue_inputs, label_array
     from emostream.training.cache import audio_frames, text_embeddings
-    from emostream.training.card import calibration_note
+    from emostream.training.card import calibration_note, model_card
     from emostream.training.data.meld import load_meld
     from emostream.training.data.ravdess import load_ravdess
     from emostream.training.evaluate import evaluate
@@ -125,10 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         temps = {"output": calibrate_output(model, audio_in + text_in, np.concatenate([y_a, y_t]))}
     log.info("temperatures fitted on dev: %s", temps)
+    calibration: dict = {"temperatures": temps, "fitted_on": "RAVDESS dev actors (audio), MELD dev (text); "
+                                                              "negative log-likelihood, folded into output layers"}
+    hparams = meta.hparams
+    if args.audio_weight is not None:
+        if not hasattr(model, "audio_weight") or not 0 <= args.audio_weight <= 1:
+            p.error("--audio-weight: needs a late-fusion bundle and a weight in [0, 1]")
+        model.audio_weight = args.audio_weight
+        hparams = hparams | {"audio_weight": args.audio_weight}
+        calibration["audio_weight"] = f"{args.audio_weight} (chosen on dev fused UA: training/ablate_fusion.py)"
     new_id = args.id or f"{meta.id}-calibrated"
-    card = dict(meta.data_card, calibration={"temperatures": temps, "fitted_on": "RAVDESS dev actors (audio), "
-                                              "MELD dev (text); negative log-likelihood, folded into output layers"})
-    meta = replace(meta, id=new_id, data_card=card, scores={})
+    card = dict(meta.data_card, calibration=calibration)
+    meta = replace(meta, id=new_id, hparams=hparams, data_card=card, scores={})
     save_bundle(args.out, model, meta, "")
     calibrated = load_bundle(args.out)
     reports = args.reports or Path("runs") / "eval" / new_id
@@ -137,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         results.update(evaluate(calibrated, corpus, "test", data, cache, reports))
     meta.scores = {k: summary(v) for k, v in results.items()}
     original = (args.bundle / "MODEL_CARD.md").read_text()
-    save_bundle(args.out, model, meta, calibration_note(original, meta.id, temps, results))
+    if args.audio_weight is not None and "audio_run" in bundle.meta.data_card["training"]:
+        # The card names the fusion weight: render it afresh with the new one (and the original scores).
+        original = model_card(replace(bundle.meta, hparams=hparams), bundle.meta.scores)
+    save_bundle(args.out, model, meta, calibration_note(original, meta.id, temps, args.audio_weight, results))
     print(f"calibrated bundle written to {args.out}: temperatures {temps}")
     return 0
 

@@ -193,18 +193,21 @@ tracer baseline against which better models are measured.
 """
 
 
-def calibration_note(card: str, bundle_id: str, temps: dict[str, float], results: dict[str, dict[str, Any]]) -> str:
+def calibration_note(card: str, bundle_id: str, temps: dict[str, float], audio_weight: float | None,
+                     results: dict[str, dict[str, Any]]) -> str:
     """The original MODEL_CARD.md, retitled, with a section on the calibration and the new held-out scores."""
     lines = card.splitlines()
     if lines and lines[0].startswith("# Model card"):
         lines[0] = f"# Model card: {bundle_id}"
+    weight = (f" The fusion weight of the audio branch was then set to {audio_weight}, chosen on dev fused UA "
+              "(`training/ablate_fusion.py`)." if audio_weight is not None else "")
     return "\n".join(lines) + f"""
 
 ## Temperature calibration
 
 Temperatures {temps} were fitted on dev data (RAVDESS dev actors for audio, MELD dev for text; negative
-log-likelihood) and folded into the output layers (logits / T), so the architecture is unchanged. Scores of
-the calibrated bundle (supersede the table above where they differ):
+log-likelihood) and folded into the output layers (logits / T), so the architecture is unchanged.{weight}
+Scores of the calibrated bundle (supersede the table above where they differ):
 
 {_score_table(results)}"""
 

@@ -52,7 +52,7 @@ def test_truncated_weights_are_refused_even_with_a_matching_checksum(bundle):
 @pytest.mark.parametrize("change, fragment", [
     (lambda m: m.update(labels=m["labels"][:-1]), "outputs but the label set has"),
     (lambda m: m.update(labels=[*m["labels"][:-1], "boredom"]), "is not a subset"),
-    (lambda m: m["features"].update(n_mfcc=13), "audio frames but the feature spec gives"),
+    (lambda m: m["features"].update(kind="mfcc", hop_ms=10.0, n_mfcc=13), "audio frames but the feature spec gives"),
     (lambda m: m["features"].update(hop=5), "unknown keys ['hop']"),
     (lambda m: m["text_encoder"].update(name="bert-base"), "not available offline"),
     (lambda m: m.update(architecture="resnet"), "unknown architecture 'resnet'"),

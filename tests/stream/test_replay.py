@@ -56,6 +56,7 @@ def test_replay_publishes_to_stdout_jsonl_zmq_and_mqtt(ravdess_dialogue, mqtt_co
         assert est["latency_ms"]["end_to_end"] < next(
             e for e in finals if e["utterance_id"] == est["utterance_id"])["latency_ms"]["end_to_end"]
     assert of_type(events, "metrics")[-1]["utterances"] == len(finals)
+    assert not of_type(events, "partial")  # a fast replay is not live: no partial transcripts
     check_against_truth(events, ravdess_dialogue, max_wer=0.15)
     # A mono dialogue: speaker turns come from the voice encoder; labels match the truth up to renaming.
     naming = {(t.speaker, e["speaker"]) for t, e in match(finals, ravdess_dialogue.turns)}

@@ -79,22 +79,24 @@ def test_speculative_transcript_goes_downstream_before_its_final(example_dialogu
         stage = Transcription(service, cfg)
         outbox: asyncio.Queue = asyncio.Queue()
         stage.attach(outbox)
-        assert await stage.process(EndCandidate("s/1", turn.end_s, clip)) == []
+        assert await stage.process(EndCandidate("s/1", turn.end_s, clip[:-1440], exact=False)) == []
+        assert await stage.process(EndCandidate("s/1", turn.end_s, clip, exact=True)) == []  # same pause: kept
         finals = await stage.process(acoustic("s/1", clip, turn.end_s))
         await service.close()
         return [outbox.get_nowait() for _ in range(outbox.qsize())], finals
 
     emitted, finals = asyncio.run(run())
     assert len(finals) == 1 and "furious" in finals[0].transcript.text.lower()
-    assert emitted == [Speculated("s/1", finals[0].transcript.text)]
+    assert emitted == [Speculated("s/1", finals[0].transcript.text)]  # one decode for the pause, not two
 
 
-def test_candidate_is_the_utterance_the_endpoint_cuts_sample_for_sample(example_dialogue):
-    """Speculative work is only worth using if its input is exactly the final utterance's."""
+def test_exact_candidate_is_the_utterance_the_endpoint_cuts_sample_for_sample(example_dialogue):
+    """Features are only worth reusing if their input is exactly the final utterance's; the earlier guess (for
+    ASR) is the same audio without the end of the post-roll."""
     cfg = VadConfig()
 
     async def run() -> list:
-        stage = Segmentation("s", cfg, (), partial_interval_ms=0, speculate=True)
+        stage = Segmentation("s", cfg, (), partial_interval_ms=0, speculate_after_ms=60)
         out = []
         async for msg in replay(probe(example_dialogue.path), "s", cfg.frame_samples, False, asyncio.Event()):
             if isinstance(msg, AudioFrame):
@@ -105,9 +107,12 @@ def test_candidate_is_the_utterance_the_endpoint_cuts_sample_for_sample(example_
     finals = [m for m in out if isinstance(m, Utterance)]
     assert len(finals) == len(example_dialogue.turns)
     for utt in finals:
-        guesses = [m for m in out if isinstance(m, EndCandidate) and m.key == utt.key]
-        assert guesses, f"no candidate for {utt.utterance_id}"
-        assert np.array_equal(guesses[-1].audio, utt.audio)
+        guesses = [m for m in out if isinstance(m, EndCandidate) and m.pause == utt.pause]
+        assert [g.exact for g in guesses] == [False, True], utt.utterance_id
+        early, exact = guesses
+        assert exact.key == utt.key and np.array_equal(exact.audio, utt.audio)
+        assert len(utt.audio) - len(early.audio) == 3 * cfg.frame_samples  # 150 - 60 ms of post-roll still to come
+        assert np.array_equal(early.audio, utt.audio[: len(early.audio)])
 
 
 def test_features_use_the_candidate_only_for_the_same_audio(example_dialogue):
@@ -116,10 +121,10 @@ def test_features_use_the_candidate_only_for_the_same_audio(example_dialogue):
 
     async def run() -> tuple[list, AcousticFeatures]:
         stage = AcousticFeatures(make_extractor(FeatureSpec()))
-        candidate = EndCandidate("s/1", 2.5, clip)
-        passed = await stage.process(candidate)
+        await stage.process(EndCandidate("s/1", 2.5, clip[:-1440], exact=False))  # a guess: not used for features
+        passed = await stage.process(EndCandidate("s/1", 2.5, clip, exact=True))
         same = await stage.process(acoustic("s/1", clip, 2.5).utterance)
-        await stage.process(EndCandidate("s/2", 2.5, clip))
+        await stage.process(EndCandidate("s/2", 2.5, clip, exact=True))
         longer = await stage.process(acoustic("s/2", audio[: 4 * sr], 2.5).utterance)  # speech went on
         return [passed, same, longer], stage
 

@@ -49,7 +49,7 @@ def test_shipped_config_loads() -> None:
     cfg = load_config(REPO_ROOT / "configs" / "baseline.yaml")
     assert cfg.context_size == 4 and cfg.dims().audio_dim == cfg.features.dim
     whisper = load_config(REPO_ROOT / "configs" / "whisper_baseline.yaml")
-    assert whisper.features.kind == "whisper" and whisper.dims().audio_dim == 512
+    assert whisper.features.kind == "whisper" and whisper.dims().audio_dim == 384  # tiny.en
 
 
 @pytest.mark.parametrize(("edit", "message"), [
