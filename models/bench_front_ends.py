@@ -1,0 +1,78 @@
+"""CPU time per utterance of the packaged front ends (acoustic features, text encoders), as a markdown table.
+
+    python -m emostream.models.bench_front_ends [--audio FILE] [--seconds 3.5] [--repeats 7]
+
+The audio is the first ``--seconds`` of ``--audio`` (default: the bundled example call, real speech); the text
+is one 17-word sentence. Time is the median over ``--repeats`` calls after one warm-up call, one utterance per
+call, torch and CTranslate2 on one CPU thread each, as the stream runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import soundfile as sf
+import torch
+
+from emostream.models.features import FeatureSpec, make_extractor
+from emostream.models.text_encoder import PACKAGED_ENCODERS, TextEncoder, TextEncoderSpec
+from emostream.models.whisper_states import WHISPER_MODELS
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "call_center.flac"  # in a checkout
+SENTENCE = "This is the third time I have called and my internet is still down, I am really furious!"
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    call()  # warm-up: first calls allocate buffers once per process
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--audio", type=Path, default=EXAMPLE, help="a speech file (16 kHz)")
+    parser.add_argument("--seconds", type=float, default=3.5, help="utterance length (default 3.5 s)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per front end")
+    args = parser.parse_args(argv)
+    if not args.audio.is_file():
+        parser.error(f"--audio: {args.audio} not found; give a 16 kHz speech file (the repository has "
+                     "examples/call_center.flac)")
+    torch.set_num_threads(1)
+    audio, rate = sf.read(args.audio, dtype="float32", always_2d=True)
+    if rate != 16000:
+        parser.error(f"--audio: {args.audio} is {rate} Hz; give a 16 kHz file")
+    wave = [torch.from_numpy(audio[: int(args.seconds * rate), 0].copy())]
+    print(f"CPU ms per utterance, one thread; {args.seconds:g} s of {args.audio.name}; median of {args.repeats}.\n")
+    print("| front end | output | ms per utterance |\n|---|---|---:|")
+    specs = [("MFCC 40 + deltas (torchaudio)", FeatureSpec())]
+    specs += [(f"Whisper {name} encoder states, {window:g} s window", FeatureSpec(
+        kind="whisper", whisper=name, whisper_window_s=window, hop_ms=20.0, deltas=False))
+        for name in WHISPER_MODELS for window in (10.0, 4.0)]
+    for label, spec in specs:
+        try:
+            extractor = make_extractor(spec)
+        except RuntimeError as e:  # an optional model that is not installed
+            print(f"| {label} | - | not installed: {e} |")
+            continue
+        ms = median_ms(lambda x=extractor: x(wave), args.repeats)
+        print(f"| {label} | {spec.dim} per {spec.hop_ms:g} ms | {ms:.1f} |")
+    for name in PACKAGED_ENCODERS:
+        try:
+            encoder = TextEncoder(TextEncoderSpec(name=name))
+        except RuntimeError as e:
+            print(f"| {name} sentence embedding | - | not installed: {e} |")
+            continue
+        ms = median_ms(lambda e=encoder: e.encode([SENTENCE]), args.repeats)
+        print(f"| {name} sentence embedding | {encoder.spec.dim}-d | {ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
