@@ -13,6 +13,8 @@ from typing import Any, Literal
 import torch
 import torchaudio
 
+from emostream.models.whisper_states import MAX_WINDOW_S, WHISPER_MODELS, WhisperStates
+
 FeatureKind = Literal["mfcc", "mel", "lld", "whisper"]
 LLD_DIM = 34  # low-level descriptors per frame of kind "lld" (see LowLevelDescriptors)
 WHISPER_HOP_MS = 20.0  # Whisper's encoder states are 20 ms apart
@@ -43,8 +45,6 @@ class FeatureSpec:
 
     @property
     def dim(self) -> int:
-        from emostream.models.whisper_states import WHISPER_MODELS
-
         if self.kind == "whisper":
             return WHISPER_MODELS[self.whisper].dim
         base = {"mfcc": self.n_mfcc, "mel": self.n_mels, "lld": LLD_DIM}[self.kind]
@@ -66,8 +66,6 @@ class FeatureSpec:
         spec = cls(**data)
         if spec.kind not in ("mfcc", "mel", "lld", "whisper"):
             raise ValueError(f"feature spec kind {spec.kind!r} is not supported; use 'mfcc', 'mel', 'lld' or 'whisper'")
-        from emostream.models.whisper_states import MAX_WINDOW_S, WHISPER_MODELS
-
         if spec.whisper not in WHISPER_MODELS:
             raise ValueError(f"feature spec whisper {spec.whisper!r} is not packaged; "
                              f"known: {', '.join(WHISPER_MODELS)}")
@@ -90,8 +88,6 @@ def make_extractor(spec: FeatureSpec, device: torch.device | str = "cpu", thread
     """The front end a spec names, on ``device``: waveforms → ``(B, T, dim)`` frames and a ``(B, T)`` mask.
     ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller)."""
     if spec.kind == "whisper":
-        from emostream.models.whisper_states import WhisperStates
-
         return WhisperStates(spec.whisper, spec.whisper_window_s, spec.max_frames, device, threads)
     return FeatureExtractor(spec).to(device)
 

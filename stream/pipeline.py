@@ -19,6 +19,7 @@ import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from emostream.models.features import Extractor, make_extractor
+from emostream.models.packaged import MissingModel
 from emostream.models.text_encoder import TextEncoder
 from emostream.stream.acoustic import AcousticFeatures
 from emostream.stream.config import Config
@@ -78,11 +79,19 @@ def load_runtime(cfg: Config) -> Runtime:
             raise UserError(
                 f"cannot serve Prometheus metrics on {where} ({e.strerror}); pick another metrics.prometheus_port"
             ) from None
+    try:  # every packaged model: a missing one is a setup error that names what to install
+        asr = AsrService(Transcriber(cfg.asr, device))
+        # Its own Whisper instance even when the bundle asks for the ASR's tiny.en: a CTranslate2 model runs
+        # one call at a time, so sharing would queue every utterance's features behind the decodes.
+        features = make_extractor(bundle.meta.features, device)
+        encoder = TextEncoder(bundle.meta.text_encoder, device)
+    except MissingModel as e:
+        raise UserError(f"{e} (needed by bundle {bundle_path})") from None
     return Runtime(
         bundle=bundle,
-        asr=AsrService(Transcriber(cfg.asr, device)),
-        features=make_extractor(bundle.meta.features, device),
-        encoder=TextEncoder(bundle.meta.text_encoder, device),
+        asr=asr,
+        features=features,
+        encoder=encoder,
         inference=InferenceService(EmotionClassifier(bundle, device), cfg.model.max_batch, cfg.model.max_wait_ms),
         speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
         prometheus=prometheus,

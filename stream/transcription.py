@@ -20,7 +20,6 @@ import torch
 from emostream.models.whisper_states import MAX_WINDOW_S, encode_padded, load_whisper
 from emostream.stream.agreement import LocalAgreement, words
 from emostream.stream.config import AsrConfig
-from emostream.stream.errors import UserError
 from emostream.stream.events import PartialEvent
 from emostream.stream.messages import (
     Acoustic,
@@ -60,10 +59,7 @@ class Transcriber:
         from faster_whisper.tokenizer import Tokenizer
 
         self.cfg = cfg
-        try:
-            self.model = load_whisper("tiny.en", device, cfg.compute_type, cfg.threads)
-        except RuntimeError as e:
-            raise UserError(str(e)) from None
+        self.model = load_whisper("tiny.en", device, cfg.compute_type, cfg.threads)
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
                                    language=cfg.language)
         self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from emostream.training.cli import add_data_options
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emostream.training.ablate_fusion", description=__doc__,
@@ -27,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", type=Path, required=True, help="a late-fusion bundle (architecture with audio_weight)")
     p.add_argument("--weights", default="0,0.25,0.5,0.75,1", help="comma-separated audio weights in [0, 1]")
     p.add_argument("--out", type=Path, default=Path("runs/ablation_fusion.json"))
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--cache", type=Path, default=None)
+    add_data_options(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

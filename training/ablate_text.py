@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from emostream.training.cli import add_data_options
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emostream.training.ablate_text", description=__doc__,
@@ -28,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="0,1,2,4,8", help="comma-separated context sizes H")
     p.add_argument("--encoders", default="", help="comma-separated packaged text encoders (default: the config's)")
     p.add_argument("--out", type=Path, default=Path("runs/ablation_text.json"))
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--cache", type=Path, default=None)
+    add_data_options(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

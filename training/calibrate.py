@@ -27,6 +27,7 @@ from torch import nn
 
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.interface import EmotionModel
+from emostream.training.cli import add_data_options
 
 log = logging.getLogger(__name__)
 GRID = torch.exp(torch.linspace(np.log(0.05), np.log(50.0), 600))
@@ -95,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="where the calibrated bundle goes")
     p.add_argument("--id", default=None, help="bundle id of the copy (default: <id>-calibrated)")
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--cache", type=Path, default=None)
+    add_data_options(p)
     p.add_argument("--reports", type=Path, default=None, help="default runs/eval/<new id>/")
     p.add_argument("--audio-weight", type=float, default=None,
                    help="late fusion only: the audio branch's weight in [0, 1] after calibration")

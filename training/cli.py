@@ -24,11 +24,16 @@ def _setup(threads: int, log_file: Path | None) -> None:
                         force=True)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """``--data`` and ``--cache``, for every command that reads the corpora."""
     p.add_argument("--data", type=Path, default=None,
                    help="folder with meld/ and ravdess/ (default: $EMO_STREAM_DATA or ../shared/data beside the repo)")
     p.add_argument("--cache", type=Path, default=None,
                    help="feature cache (default: $EMO_STREAM_CACHE, .cache/ of the checkout or ~/.cache/emo-stream)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
