@@ -2,8 +2,8 @@
 
 Layout::
 
-    bundle.json        format, id, architecture + hparams + dims, labels, feature spec, text encoder,
-                       data card, scores, sha256 of every other file
+    bundle.json        format, id, architecture + hparams + dims, labels, feature spec, speaker
+                       normalisation prior (if any), text encoder, data card, scores, sha256 of every other file
     model.safetensors  the state dict
     MODEL_CARD.md      the same facts for people
 
@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from emostream.models.features import FeatureSpec
 from emostream.models.interface import EmotionModel, ModelDims, build_model
 from emostream.models.labels import LABELS
+from emostream.models.speaker_norm import SpeakerPrior
 from emostream.models.text_encoder import TextEncoderSpec
 
 FORMAT = "emo-stream-bundle/1"
@@ -51,6 +52,7 @@ class BundleMeta:
     text_encoder: TextEncoderSpec
     data_card: dict[str, Any]
     scores: dict[str, Any] = field(default_factory=dict)
+    speaker_norm: SpeakerPrior | None = None  # frames are standardised per speaker before the model sees them
 
 
 @dataclass
@@ -82,6 +84,7 @@ def save_bundle(path: Path, model: EmotionModel, meta: BundleMeta, card: str) ->
         "dims": vars(meta.dims),
         "labels": list(meta.labels),
         "features": meta.features.to_dict(),
+        "speaker_norm": meta.speaker_norm.to_dict() if meta.speaker_norm else None,
         "text_encoder": meta.text_encoder.to_dict(),
         "data_card": meta.data_card,
         "scores": meta.scores,
@@ -124,6 +127,7 @@ def read_meta(path: Path) -> BundleMeta:
         dims = ModelDims(**m["dims"])
         features = FeatureSpec.from_dict(m["features"])
         text_encoder = TextEncoderSpec.from_dict(m["text_encoder"])
+        speaker_norm = SpeakerPrior.from_dict(m["speaker_norm"]) if m.get("speaker_norm") else None
     except (TypeError, ValueError) as e:
         raise _fail(path, str(e), "re-export the bundle") from None
     if dims.num_classes != len(labels):
@@ -135,9 +139,12 @@ def read_meta(path: Path) -> BundleMeta:
     if dims.text_dim != text_encoder.dim:
         raise _fail(path, f"model expects {dims.text_dim}-d text but {text_encoder.name} gives "
                     f"{text_encoder.dim}", "re-export the bundle")
+    if speaker_norm is not None and len(speaker_norm.mean) != features.dim:
+        raise _fail(path, f"speaker_norm has {len(speaker_norm.mean)}-d statistics but the feature spec gives "
+                    f"{features.dim}", "re-export the bundle")
     return BundleMeta(id=m["id"], architecture=m["architecture"], hparams=m["hparams"], dims=dims,
                       labels=labels, features=features, text_encoder=text_encoder,
-                      data_card=m["data_card"], scores=m.get("scores", {}))
+                      data_card=m["data_card"], scores=m.get("scores", {}), speaker_norm=speaker_norm)
 
 
 def load_bundle(path: Path | str = DEFAULT_BUNDLE, device: torch.device | str = "cpu") -> Bundle:

@@ -35,6 +35,7 @@ from emostream.stream.messages import AudioFrame, EndOfStream, Outgoing
 from emostream.stream.metrics import PrometheusExporter, StreamMetrics
 from emostream.stream.publishers import Publisher
 from emostream.stream.segmentation import Segmentation
+from emostream.stream.speaker_normalisation import SpeakerNormalisation
 from emostream.stream.speakers import SpeakerEncoder
 from emostream.stream.stage import Stage, elapsed_ms, run_stage
 from emostream.stream.transcription import AsrService, Transcriber, Transcription
@@ -121,6 +122,7 @@ class StreamPipeline:
                          cfg.asr.partial_interval_ms if spec.live else 0,
                          cfg.asr.speculate_after_ms),
             AcousticFeatures(runtime.features),
+            *([SpeakerNormalisation(meta.speaker_norm)] if meta.speaker_norm else []),
             EarlyEstimate(runtime.inference, meta.id),
             self.transcription,
             TextEmbedding(runtime.encoder),

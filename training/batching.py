@@ -40,12 +40,15 @@ def label_array(utts: Sequence[Utterance], labels: tuple[str, ...]) -> np.ndarra
 
 @torch.no_grad()
 def predict(model: EmotionModel, inputs: Sequence[UtteranceInput], batch_size: int = 256) -> np.ndarray:
-    """Fused log-probabilities ``(N, C)`` in eval mode (the modalities present in ``inputs`` decide the fusion)."""
+    """Fused log-probabilities ``(N, C)`` in eval mode (the modalities present in ``inputs`` decide the fusion).
+
+    Batches are collated on the CPU and run where the model is (dev scoring during training on a GPU)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for i in range(0, len(inputs), batch_size):
         batch = collate(list(inputs[i : i + batch_size]), model.dims)
-        out.append(model(batch))
+        out.append(model(batch.to(device)).cpu())
     model.train(was_training)
     return torch.cat(out).numpy()

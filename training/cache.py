@@ -41,7 +41,9 @@ def _digest(*parts: bytes | str) -> str:
 def text_embeddings(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
                     batch_size: int = 64) -> dict[str, torch.Tensor]:
     """Sentence embedding of every distinct text; "" maps to zeros (no words heard)."""
-    path = cache_dir / "text" / f"{_digest(json.dumps(spec.to_dict(), sort_keys=True))[:16]}.pt"
+    # Sentence vectors depend on the encoder and the truncation only, not on which token states a spec asks for.
+    key = {"name": spec.name, "max_tokens": spec.max_tokens, "level": "sentence"}
+    path = cache_dir / "text" / f"{_digest(json.dumps(key, sort_keys=True))[:16]}.pt"
     store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.is_file() else {}
     todo = sorted({t for t in texts if t and t not in store})
     if todo:

@@ -113,12 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.training.evaluate import evaluate
     from emostream.training.metrics import summary
     from emostream.training.paths import default_cache_dir, default_data_dir
+    from emostream.training.speaker_frames import heard_frames
 
     data, cache = args.data or default_data_dir(), args.cache or default_cache_dir()
     bundle = load_bundle(args.bundle)
     meta, model = bundle.meta, bundle.model
     clips = load_ravdess(data, meta.data_card["ravdess"]["actors"]["dev"])
-    frames = audio_frames([c.audio for c in clips], meta.features, VadConfig(**meta.data_card["vad"]), cache)
+    frames = heard_frames(audio_frames([c.audio for c in clips], meta.features, VadConfig(**meta.data_card["vad"]),
+                                       cache), clips, meta.speaker_norm)
     meld = load_meld(data, "dev")
     sentences = text_embeddings([u.text for u in meld], meta.text_encoder, cache)
     audio_in = dialogue_inputs(clips, {}, meta.dims, audio=frames, use_text=False)

@@ -57,6 +57,23 @@ def sources(cfg: TrainConfig) -> dict[str, dict[str, str]]:
     return out
 
 
+def normalised(meta: BundleMeta) -> str:
+    """How the bundle's audio frames are normalised before its model sees them."""
+    if meta.speaker_norm is None:
+        return "corpus-normalised"
+    return (f"speaker-normalised (each speaker's running mean and variance, shrunk toward the training corpus's "
+            f"as {meta.speaker_norm.frames:g} frames of evidence; models/speaker_norm.py)")
+
+
+def heard(meta: BundleMeta) -> str:
+    """What the held-out audio scores of a speaker-normalised bundle mean."""
+    if meta.speaker_norm is None:
+        return ""
+    return ("\n  Each held-out actor's clips were heard in a seeded random order and normalised by that actor's "
+            "clips so far,\n  as a live stream normalises a new speaker (training clips used each actor's "
+            "whole statistics).")
+
+
 def audio_input(spec: FeatureSpec) -> str:
     """What the audio branch is fed, in words."""
     deltas = " with deltas and delta-deltas" if spec.deltas else ""
@@ -133,7 +150,7 @@ def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic classifier and a text classifier.
-- Audio: mean and standard deviation over the utterance of corpus-normalised frames of
+- Audio: mean and standard deviation over the utterance of {normalised(meta)} frames of
   {audio_input(meta.features)} → MLP.
 - Text: frozen {meta.text_encoder.name} sentence embedding of the utterance, with pooled embeddings of its
   {meta.dims.context_size} previous utterances (same speaker, other speakers, the last one) → MLP.
@@ -171,7 +188,7 @@ random crop keeping at least {audio["crop_min"]} of the frames.
 {_score_table(results)}
 - `meld_test_text`: MELD test, text with past-only context, no audio (MELD audio is not available here). The
   standard MELD metric is weighted F1.
-- `ravdess_test_audio`: RAVDESS held-out actors, audio only. UA is the standard speech-emotion metric.
+- `ravdess_test_audio`: RAVDESS held-out actors, audio only. UA is the standard speech-emotion metric.{heard(meta)}
 - `ravdess_test_audio_quiet`: the same, with the level 12 dB below the corpus's (a quieter microphone).
 - `ravdess_test_text` / `ravdess_test_fused`: the same clips with their statement as text (no context). The
   words carry no emotion (two fixed sentences), so text alone is at chance and the fused score shows what adding
@@ -269,7 +286,8 @@ dropped with probability {ft["modality_dropout"]}; {ft["meld_text_only"]} MELD t
 added text-only. Early stopping on the mean of four dev scores (RAVDESS dev actors {rav["actors"]["dev"]} paired
 with MELD dev; audio alone; audio with its statement; MELD dev text alone). Actors {rav["actors"]["test"]} and
 MELD test were never used for training or model selection. Label map: {rav["label_map"]}. Clips are cut as the
-live stream cuts them ({vad}). Seed {tr["seed"]}; best dev mean {run["best_dev"]:.3f} ({dev}) at epoch
+live stream cuts them ({vad}); frames are {normalised(meta)}.
+Seed {tr["seed"]}; best dev mean {run["best_dev"]:.3f} ({dev}) at epoch
 {run["best_epoch"]} of {run["epochs_run"]}{" (stopped by its wall-clock budget of " + str(ft["max_minutes"]) +
 " minutes)" if run.get("stopped_by_budget") else ""}; {tr["seconds"]:.0f} s on one CPU thread. Output temperature
 {tr.get("temperature")} (fitted on dev, folded into the output layer).
@@ -278,7 +296,8 @@ live stream cuts them ({vad}). Seed {tr["seed"]}; best dev mean {run["best_dev"]
 
 {_score_table(results)}
 - `meld_test_text`: MELD test, text with past-only context, no audio. Weighted F1 is the MELD metric.
-- `ravdess_test_audio`: held-out actors, audio only (UA is the speech-emotion metric); `_quiet` 12 dB lower.
+- `ravdess_test_audio`: held-out actors, audio only (UA is the speech-emotion metric); `_quiet` 12 dB
+  lower.{heard(meta)}
 - `ravdess_test_text` / `_fused`: the same clips with their fixed statement (no emotion in the words).
 - `pairs_test_*`: each held-out clip paired with three MELD test utterances of the same label: fused, audio
   alone, text alone. Label-matched pairs are not real multimodal data: the two modalities are independent given

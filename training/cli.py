@@ -1,5 +1,6 @@
-"""``emo-train`` and ``emo-eval``: train and export a bundle (branch-wise or fused, as the config says); score a
-bundle on a corpus split (meld, ravdess, or label-matched pairs)."""
+"""``emo-train`` and ``emo-eval``: train and export a bundle (branch-wise or fused, as the config says; on CPU or
+CUDA, checkpointed after every epoch and resumable with --resume); score a bundle on a corpus split (meld,
+ravdess, or label-matched pairs)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from emostream.models.bundle import DEFAULT_BUNDLE
 from emostream.training.paths import default_cache_dir, default_data_dir
 
 
-def _setup(threads: int, log_file: Path | None) -> None:
+def _setup(threads: int, log_file: Path | None, append: bool = False) -> None:
     import torch
 
     torch.set_num_threads(threads)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="w"))
+        handlers.append(logging.FileHandler(log_file, mode="a" if append else "w"))  # a resumed run keeps its log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers,
                         force=True)
 
@@ -46,34 +47,49 @@ def train_main(argv: list[str] | None = None) -> int:
                    help="where the log and test reports go (default runs/<bundle id>/ in the current directory)")
     p.add_argument("--subsample", type=int, default=1, metavar="N",
                    help="keep every N-th dialogue/clip of each split: a quick smoke run (default 1: all data)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each training loop from its checkpoint in <reports>/checkpoints/ (written after "
+                        "every epoch); a finished loop is not retrained; refused when the config or --subsample "
+                        "changed. Without it, old checkpoints are deleted and training starts afresh")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where training runs: auto (CUDA when torch sees a GPU), cpu, cuda. On CUDA the config's "
+                        "amp key (default true) turns on float16 mixed precision; the bundle is saved from the CPU")
     _common(p)
     args = p.parse_args(argv)
-    from emostream.training.config import ConfigError, load_config
+    from emostream.stream.device import resolve_device
+    from emostream.stream.errors import UserError
+    from emostream.training.config import load_config
 
     try:
         cfg = load_config(args.config)
-    except ConfigError as e:
+        device = resolve_device(args.device, "--device")
+    except (ValueError, UserError) as e:  # a ConfigError, or a --device this machine lacks
         p.error(str(e))
     reports = args.reports or Path("runs") / cfg.bundle_id
-    _setup(args.threads, reports / "train.log")
+    _setup(args.threads, reports / "train.log", append=args.resume)
     from emostream.training.train import run_training
 
+    cache, resume = args.cache or default_cache_dir(), args.resume
     try:
         if cfg.manifests is not None:
             from emostream.training.fused import run_manifest_training
 
-            run_manifest_training(cfg, args.out, args.cache or default_cache_dir(), reports)
+            run_manifest_training(cfg, args.out, cache, reports, resume=resume, device=device)
         elif cfg.fused:
             from emostream.training.fused import run_fused_training
 
-            run_fused_training(cfg, args.data or default_data_dir(), args.out, args.cache or default_cache_dir(),
-                               reports, every=args.subsample)
+            run_fused_training(cfg, args.data or default_data_dir(), args.out, cache, reports, every=args.subsample,
+                               resume=resume, device=device)
         else:
-            run_training(cfg, args.data or default_data_dir(), args.out, args.cache or default_cache_dir(), reports,
-                         every=args.subsample)
-    except (FileNotFoundError, ValueError) as e:
+            run_training(cfg, args.data or default_data_dir(), args.out, cache, reports, every=args.subsample,
+                         resume=resume, device=device)
+    except (FileNotFoundError, ValueError) as e:  # CheckpointError included
         print(f"emo-train: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"emo-train: interrupted; the same command with --resume continues from the last finished epoch "
+              f"(checkpoints in {reports / 'checkpoints'})", file=sys.stderr)
+        return 130
     print(f"bundle written to {args.out}; reports in {reports}")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +35,12 @@ class Splits:
 
 @dataclass(frozen=True)
 class BranchTraining:
-    """Optimisation of one branch; early stopping on its dev metric with ``patience`` epochs."""
+    """Optimisation of one branch; early stopping on its dev metric with ``patience`` epochs.
+
+    ``amp``: mixed precision when training on CUDA (float16 autocast, gradient scaling); ignored on the CPU, where
+    results stay exactly those of float32 (training/loop.py). Keyword-only, so that sections deriving from this one
+    can add keys without defaults.
+    """
 
     epochs: int
     batch_size: int
@@ -43,6 +48,7 @@ class BranchTraining:
     weight_decay: float
     patience: int
     class_weighting: Weighting
+    amp: bool = field(default=True, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,9 @@ class TrainConfig:
     audio_training: AudioTraining | None = None
     text_training: BranchTraining | None = None
     fused_training: FusedTraining | None = None
+    # Speaker normalisation of the audio frames (models/speaker_norm.py): the corpus prior's weight in frames;
+    # 0 turns it off.
+    speaker_norm_frames: float = 0.0
 
     @property
     def fused(self) -> bool:

@@ -4,6 +4,7 @@ MELD: the text branch with past-only dialogue context, audio absent (MELD audio 
 RAVDESS: audio alone, text alone (the fixed statement, no context) and both fused, on the actors the
 bundle's data card names for the split, with the clips cut by the VAD the bundle was trained with; and
 audio alone at a level 12 dB below the corpus's, because a live microphone is rarely as loud as a studio's.
+A bundle with speaker normalisation gets each actor's clips normalised as a stream would (``heard_frames``).
 Pairs: each RAVDESS clip of the split's actors paired with three MELD utterances of the same label from the
 MELD split of the same name (with their past-only context; seed ``PAIR_SEED``): fused, audio alone, text alone.
 """
@@ -25,6 +26,7 @@ from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
 from emostream.training.metrics import scores, write_report
 from emostream.training.pairs import PAIR_SEED, match_labels, paired_inputs
+from emostream.training.speaker_frames import heard_frames
 from emostream.training.splits import subsample
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,9 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
                              "data card; evaluate it with a bundle written by emo-train")
         actors = card["actors"][split]
         utts = subsample(load_ravdess(data_dir, actors), every)
-        frames = audio_frames([u.audio for u in utts if u.audio], meta.features, VadConfig(**meta.data_card["vad"]),
-                              cache_dir)
+        vad = VadConfig(**meta.data_card["vad"])
+        frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
+                              meta.speaker_norm)
         sentences = text_embeddings([u.text for u in utts], meta.text_encoder, cache_dir)
         if corpus == "pairs":
             meld = subsample(load_meld(data_dir, split), every)
@@ -81,8 +84,8 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
     y = label_array(utts, labels)
     results = {name: scores(y, predict(model, inputs).argmax(1), labels) for name, inputs in conditions.items()}
     if corpus == "ravdess":  # the same clips played 12 dB quieter, through the whole front end
-        quiet = audio_frames([u.audio for u in utts if u.audio], meta.features, VadConfig(**meta.data_card["vad"]),
-                             cache_dir, gain_db=QUIET_DB)
+        quiet = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                          gain_db=QUIET_DB), utts, meta.speaker_norm)
         inputs = dialogue_inputs(utts, sentences, meta.dims, audio=quiet, use_text=False)
         results[f"ravdess_{split}_audio_quiet"] = scores(y, predict(model, inputs).argmax(1), labels)
     for name, result in results.items():
@@ -100,7 +103,8 @@ def _evaluate_manifest(bundle: Bundle, manifest: Path, split: str, cache_dir: Pa
     meta, model = bundle.meta, bundle.model
     utts = load_manifest(manifest, corpus="manifest")
     vad = VadConfig(**meta.data_card["vad"]) if "vad" in meta.data_card else VadConfig()
-    inputs = manifest_inputs(utts, None, cache_dir, meta.text_encoder, meta.features, vad, meta.dims)  # type: ignore[arg-type]
+    inputs = manifest_inputs(utts, None, cache_dir, meta.text_encoder, meta.features, vad, meta.dims,  # type: ignore[arg-type]
+                             speaker_norm=(meta.speaker_norm, False) if meta.speaker_norm else None)
     y = label_array(utts, meta.labels)
     results: dict[str, dict[str, Any]] = {}
     name = f"manifest_{split}"

@@ -13,7 +13,6 @@ situations. Test splits are scored only after training, on the exported bundle.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -26,13 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.features import FeatureSpec
 from emostream.models.interface import EmotionModel, ModelDims, build_model, drop_modalities
 from emostream.models.labels import LABELS
+from emostream.models.speaker_norm import SpeakerPrior
 from emostream.models.text_encoder import TextEncoderSpec
 from emostream.stream.vad import VadConfig
 from emostream.training.augment import augment_audio
@@ -44,8 +43,10 @@ from emostream.training.config import TrainConfig
 from emostream.training.data.manifest import load_manifest
 from emostream.training.data.records import Utterance
 from emostream.training.evaluate import evaluate
+from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
 from emostream.training.metrics import scores, summary
 from emostream.training.pairs import match_labels, paired_inputs
+from emostream.training.speaker_frames import heard_frames, normalised_splits, steady_frames
 from emostream.training.train import TrainingRun, class_weights, export_bundle, load_corpora
 
 log = logging.getLogger(__name__)
@@ -82,18 +83,25 @@ class Group:
 
 
 def fit_fused(model: EmotionModel, cfg: TrainConfig, epoch_groups: Callable[[], list[Group]],
-              dev_score: Callable[[], tuple[float, dict[str, float]]], rng: np.random.Generator) -> dict[str, Any]:
+              dev_score: Callable[[], tuple[float, dict[str, float]]], rng: np.random.Generator,
+              ckpt: Checkpoint | None = None, device: torch.device | str = "cpu") -> dict[str, Any]:
     """The training loop shared by label-matched pairs and real paired manifests: AdamW on cross-entropy (plus the
     architecture's ``regularization()`` if it has one), batches never mixing groups, early stopping on
-    ``dev_score`` with the best weights restored; stops early at ``max_minutes``."""
+    ``dev_score`` with the best weights restored; stops early at ``max_minutes``.
+
+    ``rng`` also drives ``epoch_groups`` (it is checkpointed with the rest). ``ckpt``: checkpoint after every
+    epoch, and resume from it (training/loop.py). The model trains on ``device`` and comes back on the CPU.
+    """
     ft = cfg.fused_training
     assert ft is not None
+    device = torch.device(device)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=ft.lr, weight_decay=ft.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     regularization = getattr(model, "regularization", None)  # e.g. cbla_bilstm's L2 term of its dense layers
-    best, best_epoch, best_parts, best_state, stale, epoch = -1.0, -1, {}, copy.deepcopy(model.state_dict()), 0, 0
-    t_train, stopped_by_budget = time.time(), False
-    bar = tqdm(range(ft.epochs), desc=f"fused {cfg.model.architecture}", unit="epoch")
+    loop = Loop(f"fused {cfg.model.architecture}", model, model, opt, gen, ft.epochs, ft.patience, device, ft.amp,
+                rng=rng, ckpt=ckpt)
+    bar = loop.start()
     for epoch in bar:
         model.train()
         groups = epoch_groups()
@@ -109,50 +117,45 @@ def fit_fused(model: EmotionModel, cfg: TrainConfig, epoch_groups: Callable[[], 
             if group.pairs:
                 batch = augment_audio(batch, cfg.features, ft.gain_db, ft.crop_min, gen)
                 batch = drop_modalities(batch, ft.modality_dropout, gen)
-            with frozen_norm_stats(model, active=not bool(batch.has_audio.any())):
-                logits = model(batch)
-            loss = F.cross_entropy(logits, torch.from_numpy(group.y[idx]), weight=group.weight)
-            if regularization is not None:
-                loss = loss + regularization()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if ft.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), ft.clip_grad)
-            opt.step()
+            text_only = not bool(batch.has_audio.any())
+            batch = batch.to(device)
+            weight = None if group.weight is None else group.weight.to(device)
+            with loop.autocast():
+                with frozen_norm_stats(model, active=text_only):
+                    logits = model(batch)
+                loss = F.cross_entropy(logits, torch.from_numpy(group.y[idx]).to(device), weight=weight)
+                if regularization is not None:
+                    loss = loss + regularization()
+            loop.step(loss, ft.clip_grad)
             total, count = total + loss.item() * len(idx), count + len(idx)
         dev, parts = dev_score()
         log.info("epoch %d: train loss %.4f, dev %.4f (%s)", epoch, total / count, dev,
                  ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
-        bar.set_postfix(loss=f"{total / count:.3f}", dev=f"{dev:.3f}", best=f"{max(best, dev):.3f}")
-        if dev > best:
-            best, best_epoch, best_parts, best_state, stale = dev, epoch, parts, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= ft.patience:
-                break
-        if ft.max_minutes and time.time() - t_train > 60 * ft.max_minutes:
-            log.info("wall-clock budget of %.1f minutes reached after epoch %d", ft.max_minutes, epoch)
-            stopped_by_budget = True
+        bar.set_postfix(loss=f"{total / count:.3f}", dev=f"{dev:.3f}", best=f"{max(loop.best, dev):.3f}")
+        if loop.end_epoch(dev, total / count, parts, ft.max_minutes):
             break
-    model.load_state_dict(best_state)
+    loop.finish()
     model.eval()
-    log.info("best dev %.4f at epoch %d of %d", best, best_epoch, epoch + 1)
-    return {"best_epoch": best_epoch, "best_dev": best, "dev_parts": best_parts, "epochs_run": epoch + 1,
-            "stopped_by_budget": stopped_by_budget}
+    return {"best_epoch": loop.best_epoch, "best_dev": loop.best, "dev_parts": loop.best_parts,
+            "epochs_run": loop.epoch, "stopped_by_budget": loop.stopped_by_budget, "train_loss": loop.loss}
 
 
 def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
-                       every: int = 1) -> TrainingRun:
-    """Trains ``cfg.model`` jointly, exports the bundle to ``out``, scores it on the held-out test splits."""
+                       every: int = 1, resume: bool = False, device: torch.device | str = "cpu") -> TrainingRun:
+    """Trains ``cfg.model`` jointly, exports the bundle to ``out``, scores it on the held-out test splits.
+
+    The loop's checkpoint goes to ``reports/checkpoints/fused.pt``; ``resume`` continues from it."""
     ft = cfg.fused_training
     assert ft is not None and cfg.splits is not None, "run_fused_training needs fused_training and splits"
     t0 = time.time()
+    ckpt = run_checkpoints(reports / "checkpoints", ("fused",), fingerprint(cfg, every), resume)["fused"]
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
     texts = [u.text for s in meld.values() for u in s] + [u.text for s in rav.values() for u in s]
     sentences = text_embeddings(texts, cfg.text_encoder, cache_dir)
-    frames = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir)
-              for k, v in rav.items() if k != "test"}
+    prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
+                                                       cache_dir) for k, v in rav.items() if k != "test"},
+                                      rav, cfg.speaker_norm_frames)
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
@@ -195,7 +198,7 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
         return [Group(pairs, y_rav["train"][a_idx], w_pair, True),
                 Group([meld_in["train"][i] for i in text_pick], y_meld["train"][text_pick], w_text, False)]
 
-    run = fit_fused(model, cfg, epoch_groups, dev_score, rng)
+    run = fit_fused(model, cfg, epoch_groups, dev_score, rng, ckpt=ckpt, device=device)
     temperature = None
     if ft.calibrate:
         dev_in = dev_sets["pairs_fused_ua"][0] + dev_sets["audio_ua"][0] + dev_sets["meld_text_wf1"][0]
@@ -204,8 +207,8 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
         log.info("output temperature fitted on dev: %.3f", temperature)
 
     training = {"run": run, "temperature": temperature, "seconds": round(time.time() - t0, 1),
-                "subsample_every": every}
-    bundle = export_bundle(cfg, model, fused_data_card(cfg, rav, meld, training), fused_model_card, out)
+                "subsample_every": every, "device": str(device)}
+    bundle = export_bundle(cfg, model, fused_data_card(cfg, rav, meld, training), fused_model_card, out, prior)
     results: dict = {}
     for corpus in ("meld", "ravdess", "pairs"):
         results.update(evaluate(bundle, corpus, "test", data_dir, cache_dir, reports, every))
@@ -215,30 +218,50 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
     return TrainingRun(model=model, results=results)
 
 
+def manifest_frames(utts: list[Utterance], features: FeatureSpec, vad: VadConfig,
+                    cache_dir: Path) -> tuple[list[Utterance], list[torch.Tensor]]:
+    """The rows that have audio, and their raw frames."""
+    with_audio = [u for u in utts if u.audio is not None]
+    return with_audio, audio_frames([u.audio for u in with_audio], features, vad, cache_dir)  # type: ignore[misc]
+
+
 def manifest_inputs(utts: list[Utterance], cfg: TrainConfig, cache_dir: Path,
                     encoder: TextEncoderSpec | None = None, features: FeatureSpec | None = None,
-                    vad: VadConfig | None = None, dims: ModelDims | None = None) -> list[UtteranceInput]:
+                    vad: VadConfig | None = None, dims: ModelDims | None = None,
+                    speaker_norm: tuple[SpeakerPrior, bool] | None = None) -> list[UtteranceInput]:
     """Model inputs of manifest records: real audio and text of the same utterance where the row has both, and
-    past-only context from the row's dialogue."""
+    past-only context from the row's dialogue. ``speaker_norm``: the prior and whether these are training rows
+    (steady-state statistics) rather than scored ones (running statistics in the manifest's order)."""
     features, vad, dims = features or cfg.features, vad or cfg.vad, dims or cfg.dims()
-    with_audio = [i for i, u in enumerate(utts) if u.audio is not None]
-    computed = audio_frames([utts[i].audio for i in with_audio], features, vad, cache_dir)  # type: ignore[misc]
-    frames: list[torch.Tensor | None] = [None] * len(utts)
-    for i, f in zip(with_audio, computed, strict=True):
-        frames[i] = f
+    with_audio, computed = manifest_frames(utts, features, vad, cache_dir)
+    if speaker_norm is not None:
+        prior, training = speaker_norm
+        computed = steady_frames(computed, with_audio, prior) if training else \
+            heard_frames(computed, with_audio, prior, shuffle=False)
+    by_row = {id(u): f for u, f in zip(with_audio, computed, strict=True)}
+    frames = [by_row.get(id(u)) for u in utts]
     sentences = text_embeddings([u.text for u in utts], encoder or cfg.text_encoder, cache_dir)
     return dialogue_inputs(utts, sentences, dims, audio=frames)  # type: ignore[arg-type]
 
 
-def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports: Path) -> TrainingRun:
+def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports: Path, resume: bool = False,
+                          device: torch.device | str = "cpu") -> TrainingRun:
     """Trains on your own manifests (real pairs where a row has audio and text): modality dropout, early stopping
-    on dev UA of the rows as given, export, and the held-out score on the test manifest."""
+    on dev UA of the rows as given, export, and the held-out score on the test manifest.
+
+    The loop's checkpoint goes to ``reports/checkpoints/fused.pt``; ``resume`` continues from it."""
     m, ft = cfg.manifests, cfg.fused_training
     assert m is not None and ft is not None
     t0 = time.time()
+    ckpt = run_checkpoints(reports / "checkpoints", ("fused",), fingerprint(cfg), resume)["fused"]
     dims = cfg.dims()
     utts = {k: load_manifest(Path(getattr(m, k)), corpus="manifest") for k in ("train", "dev")}
-    inputs = {k: manifest_inputs(v, cfg, cache_dir) for k, v in utts.items()}
+    prior = None
+    if cfg.speaker_norm_frames:
+        prior = SpeakerPrior.fit(manifest_frames(utts["train"], cfg.features, cfg.vad, cache_dir)[1],
+                                 cfg.speaker_norm_frames)
+    inputs = {k: manifest_inputs(v, cfg, cache_dir, speaker_norm=(prior, k == "train") if prior else None)
+              for k, v in utts.items()}
     y = {k: label_array(v, LABELS) for k, v in utts.items()}
     log.info("manifest train %d / dev %d utterances", len(utts["train"]), len(utts["dev"]))
     torch.manual_seed(cfg.seed)
@@ -255,7 +278,8 @@ def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports:
         ua = scores(y["dev"], predict(model, inputs["dev"]).argmax(1), LABELS)["unweighted_recall"]
         return ua, {"dev_ua": ua}
 
-    run = fit_fused(model, cfg, lambda: [Group(inputs["train"], y["train"], weight, True)], dev_score, rng)
+    run = fit_fused(model, cfg, lambda: [Group(inputs["train"], y["train"], weight, True)], dev_score, rng,
+                    ckpt=ckpt, device=device)
     temperature = calibrate_output(model, inputs["dev"], y["dev"]) if ft.calibrate else None
     counts = {k: {"utterances": len(v), "labels": {lab: int((y[k] == i).sum()) for i, lab in enumerate(LABELS)}}
               for k, v in utts.items()}
@@ -264,8 +288,8 @@ def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports:
             "manifests": {"train": m.train, "dev": m.dev, "test": m.test, "splits": counts},
             "vad": asdict(cfg.vad), "context_size": cfg.context_size,
             "training": {"seed": cfg.seed, "fused": asdict(ft), "run": run, "temperature": temperature,
-                         "seconds": round(time.time() - t0, 1), "subsample_every": 1}}
-    bundle = export_bundle(cfg, model, card, manifest_model_card, out)
+                         "seconds": round(time.time() - t0, 1), "subsample_every": 1, "device": str(device)}}
+    bundle = export_bundle(cfg, model, card, manifest_model_card, out, prior)
     results = evaluate(bundle, "manifest", "test", Path(m.test).parent, cache_dir, reports, manifest=Path(m.test))
     bundle.meta.scores = {name: summary(r) for name, r in results.items()}
     save_bundle(out, model, bundle.meta, manifest_model_card(bundle.meta, results))

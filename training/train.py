@@ -7,7 +7,6 @@ Test splits are only scored after both branches are fixed.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,12 +17,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from emostream.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.interface import EmotionBatch, EmotionModel, build_model
 from emostream.models.labels import LABELS
+from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_embeddings
@@ -33,7 +32,9 @@ from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
 from emostream.training.data.records import Utterance
 from emostream.training.evaluate import evaluate
+from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
 from emostream.training.metrics import scores, summary
+from emostream.training.speaker_frames import normalised_splits
 from emostream.training.splits import split_ravdess, subsample
 
 log = logging.getLogger(__name__)
@@ -55,24 +56,29 @@ class BranchResult:
     best_dev: float
     epochs_run: int
     seconds: float
+    train_loss: float = float("nan")  # mean training loss of the last epoch
 
 
 def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceInput], y: np.ndarray,
                dev_score: Callable[[], float], cfg: BranchTraining, seed: int,
-               augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None) -> BranchResult:
+               augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None,
+               ckpt: Checkpoint | None = None, device: torch.device | str = "cpu") -> BranchResult:
     """Trains ``model.<branch>_head`` alone with AdamW on cross-entropy; keeps the best epoch on dev.
 
-    ``augment`` transforms each training batch (never the dev batches).
+    ``augment`` transforms each training batch (never the dev batches), on the CPU. ``ckpt``: checkpoint after
+    every epoch, and resume from it (training/loop.py). The model trains on ``device`` and comes back on the CPU.
     """
     torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
+    device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
+    model.to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weight = class_weights(y, model.dims.num_classes, cfg.class_weighting)
+    weight = None if weight is None else weight.to(device)
     targets = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
-    best, best_epoch, best_state, stale = -1.0, -1, copy.deepcopy(head.state_dict()), 0
-    t0, epoch = time.time(), 0
-    bar = tqdm(range(cfg.epochs), desc=f"{branch} branch", unit="epoch")
+    loop = Loop(f"{branch} branch", model, head, opt, gen, cfg.epochs, cfg.patience, device, cfg.amp, ckpt=ckpt)
+    bar = loop.start()
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(inputs), generator=gen)
@@ -80,24 +86,21 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             batch = collate([inputs[j] for j in idx], model.dims)
-            audio_logits, text_logits = model.branch_logits(augment(batch, gen) if augment else batch)
-            loss = F.cross_entropy(audio_logits if branch == "audio" else text_logits, targets[idx], weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            batch = (augment(batch, gen) if augment else batch).to(device)
+            with loop.autocast():
+                audio_logits, text_logits = model.branch_logits(batch)
+                loss = F.cross_entropy(audio_logits if branch == "audio" else text_logits, targets[idx].to(device),
+                                       weight=weight)
+            loop.step(loss)
             total += loss.item() * len(idx)
         dev = dev_score()
-        bar.set_postfix(loss=f"{total / len(perm):.3f}", dev=f"{dev:.3f}", best=f"{max(best, dev):.3f}")
+        bar.set_postfix(loss=f"{total / len(perm):.3f}", dev=f"{dev:.3f}", best=f"{max(loop.best, dev):.3f}")
         log.info("%s epoch %d: train loss %.4f, dev %.4f", branch, epoch, total / len(perm), dev)
-        if dev > best:
-            best, best_epoch, best_state, stale = dev, epoch, copy.deepcopy(head.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    head.load_state_dict(best_state)
-    log.info("%s branch: best dev %.4f at epoch %d of %d", branch, best, best_epoch, epoch + 1)
-    return BranchResult(best_epoch=best_epoch, best_dev=best, epochs_run=epoch + 1, seconds=time.time() - t0)
+        if loop.end_epoch(dev, total / len(perm)):
+            break
+    loop.finish()
+    return BranchResult(best_epoch=loop.best_epoch, best_dev=loop.best, epochs_run=loop.epoch, seconds=loop.seconds(),
+                        train_loss=loop.loss)
 
 
 @dataclass
@@ -107,11 +110,12 @@ class TrainingRun:
 
 
 def export_bundle(cfg: TrainConfig, model: EmotionModel, card_data: dict[str, Any],
-                  card: Callable[[BundleMeta, dict], str], out: Path) -> Bundle:
+                  card: Callable[[BundleMeta, dict], str], out: Path,
+                  speaker_norm: SpeakerPrior | None = None) -> Bundle:
     """Saves the trained model as a bundle and loads it back: scores are taken on exactly what was exported."""
     meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams,
                       dims=cfg.dims(), labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
-                      data_card=card_data)
+                      data_card=card_data, speaker_norm=speaker_norm)
     save_bundle(out, model, meta, card(meta, {}))
     return load_bundle(out)
 
@@ -128,19 +132,22 @@ def load_corpora(cfg: TrainConfig, data_dir: Path, every: int) -> tuple[dict[str
 
 
 def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
-                 every: int = 1) -> TrainingRun:
+                 every: int = 1, resume: bool = False, device: torch.device | str = "cpu") -> TrainingRun:
     """Trains both branches, exports the bundle to ``out``, scores it on the held-out test splits.
 
     ``every`` > 1 keeps every n-th dialogue/clip of each split (smoke runs; the data card says so).
-    The test results are also written as reports under ``reports``.
+    The test results are also written as reports under ``reports``, each branch's checkpoint under
+    ``reports/checkpoints`` (``resume``: continue from them; a finished branch is not retrained).
     """
     t0 = time.time()
+    ckpts = run_checkpoints(reports / "checkpoints", ("audio", "text"), fingerprint(cfg, every), resume)
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
 
     sentences = text_embeddings([u.text for s in meld.values() for u in s], cfg.text_encoder, cache_dir)
-    frames = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir)
-              for k, v in rav.items() if k != "test"}
+    prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
+                                                       cache_dir) for k, v in rav.items() if k != "test"},
+                                      rav, cfg.speaker_norm_frames)
 
     torch.manual_seed(cfg.seed)  # here, so that results do not depend on whether the caches were warm
     model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
@@ -157,7 +164,8 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     at = cfg.audio_training
     assert at is not None and cfg.text_training is not None, "branch-wise training needs both branch sections"
     audio = fit_branch(model, "audio", audio_in["train"], label_array(rav["train"], LABELS), audio_dev, at, cfg.seed,
-                       augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g))
+                       augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
+                       ckpt=ckpts["audio"], device=device)
 
     text_in = {k: dialogue_inputs(v, sentences, dims) for k, v in meld.items()}
     y_dev_text = label_array(meld["dev"], LABELS)
@@ -166,11 +174,11 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
         return scores(y_dev_text, predict(model, text_in["dev"]).argmax(1), LABELS)["weighted_f1"]
 
     text = fit_branch(model, "text", text_in["train"], label_array(meld["train"], LABELS), text_dev,
-                      cfg.text_training, cfg.seed)
+                      cfg.text_training, cfg.seed, ckpt=ckpts["text"], device=device)
 
     training = {"audio_run": asdict(audio), "text_run": asdict(text), "seconds": round(time.time() - t0, 1),
-                "subsample_every": every}
-    bundle = export_bundle(cfg, model, data_card(cfg, rav, meld, training), model_card, out)
+                "subsample_every": every, "device": str(device)}
+    bundle = export_bundle(cfg, model, data_card(cfg, rav, meld, training), model_card, out, prior)
     results = {**evaluate(bundle, "meld", "test", data_dir, cache_dir, reports, every),
                **evaluate(bundle, "ravdess", "test", data_dir, cache_dir, reports, every)}
     bundle.meta.scores = {name: summary(r) for name, r in results.items()}

@@ -58,6 +58,10 @@ def test_truncated_weights_are_refused_even_with_a_matching_checksum(bundle):
     (lambda m: m.update(architecture="resnet"), "unknown architecture 'resnet'"),
     (lambda m: m.update(format="emo-stream-bundle/0"), "format"),
     (lambda m: m.pop("dims"), "lacks dims"),
+    (lambda m: m["speaker_norm"].update(mean=m["speaker_norm"]["mean"][:-1],
+                                        second=m["speaker_norm"]["second"][:-1]), "speaker_norm has 383-d"),
+    (lambda m: m["speaker_norm"].update(frames=0), "speaker_norm frames must be > 0"),
+    (lambda m: m["speaker_norm"].pop("second"), "speaker_norm needs"),
 ])
 def test_mismatched_manifest_is_named(bundle, change, fragment):
     edit_manifest(bundle, change)

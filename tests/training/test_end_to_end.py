@@ -13,13 +13,15 @@ import yaml
 
 from emostream.models.bundle import load_bundle
 from emostream.models.features import FeatureSpec
+from emostream.models.labels import LABELS
 from emostream.stream.vad import VadConfig
-from emostream.training.batching import dialogue_inputs, predict
+from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_embeddings
 from emostream.training.cli import eval_main, train_main
 from emostream.training.config import parse_config
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
+from emostream.training.speaker_frames import heard_frames
 from emostream.training.splits import subsample
 from emostream.training.train import run_training
 from tests import REPO_ROOT
@@ -88,3 +90,27 @@ def test_cli_errors_are_one_line_and_specific(tmp_path: Path, capsys: pytest.Cap
     assert "text_training.lr: expected float, got str" in capsys.readouterr().err
     assert eval_main(["--bundle", str(tmp_path / "nope"), "--corpus", "meld"]) == 1
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_speaker_normalised_run_stores_its_prior_and_scores_as_the_stream_hears(real_data: Path,
+                                                                                 tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = parse_config(_quick_config() | {"speaker_norm_frames": 200})
+    out, cache = tmp_path / "bundle", tmp_path / "cache"
+    run_training(cfg, real_data, out, cache, tmp_path / "reports", every=40)
+    bundle = load_bundle(out)
+    prior = bundle.meta.speaker_norm
+    assert prior is not None and prior.frames == 200
+
+    train = subsample(load_ravdess(real_data, cfg.splits.ravdess_train_actors), 40)
+    raw = torch.cat(audio_frames([c.audio for c in train], cfg.features, cfg.vad, cache))
+    torch.testing.assert_close(prior.mean, raw.mean(0), rtol=1e-4, atol=1e-4)  # fitted on raw training frames
+
+    # emo-eval of the exported bundle gives the scores stored at export, which were taken on normalised frames
+    assert eval_main(["--bundle", str(out), "--corpus", "ravdess", "--data", str(real_data),
+                      "--cache", str(cache), "--out", str(tmp_path / "eval")]) == 0
+    clips = subsample(load_ravdess(real_data, cfg.splits.ravdess_test_actors), 1)
+    heard = heard_frames(audio_frames([c.audio for c in clips], cfg.features, cfg.vad, cache), clips, prior)
+    pred = predict(bundle.model, dialogue_inputs(clips, {}, cfg.dims(), heard, use_text=False)).argmax(1)
+    result = json.loads((tmp_path / "eval" / "ravdess_test_audio.json").read_text())
+    assert result["accuracy"] == pytest.approx(float((pred == label_array(clips, LABELS)).mean()), abs=1e-4)
