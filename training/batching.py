@@ -13,11 +13,13 @@ from emostream.training.data.records import Utterance
 
 
 def dialogue_inputs(utts: Sequence[Utterance], sentences: dict[str, torch.Tensor], dims: ModelDims,
-                    audio: Sequence[torch.Tensor] | None = None, use_text: bool = True) -> list[UtteranceInput]:
+                    audio: Sequence[torch.Tensor] | None = None, use_text: bool = True,
+                    tokens: dict[str, torch.Tensor] | None = None) -> list[UtteranceInput]:
     """One input per utterance, with the H utterances before it in its dialogue as context (never later ones).
 
     ``utts`` must be ordered by dialogue and turn, as the loaders return them. ``audio`` gives each
-    utterance's frames; without it the audio modality is absent. ``use_text=False`` drops the text.
+    utterance's frames; without it the audio modality is absent. ``use_text=False`` drops the text. ``tokens``
+    (training.cache.token_states) gives each text's token states, for models that read them.
     """
     h = dims.context_size
     no_audio = torch.zeros(2 * dims.audio_dim)
@@ -27,7 +29,8 @@ def dialogue_inputs(utts: Sequence[Utterance], sentences: dict[str, torch.Tensor
         if i and utts[i - 1].dialogue != u.dialogue:
             past = []
         sentence = sentences[u.text] if use_text and u.text else None
-        out.append(UtteranceInput(audio=None if audio is None else audio[i], sentence=sentence, tokens=None,
+        token = tokens[u.text].float() if tokens is not None and sentence is not None else None
+        out.append(UtteranceInput(audio=None if audio is None else audio[i], sentence=sentence, tokens=token,
                                   speaker=u.speaker, context=tuple(past[-h:]) if h else ()))
         past.append(PastUtterance(sentence=sentences[u.text] if use_text else torch.zeros(dims.text_dim),
                                   audio_stats=no_audio, speaker=u.speaker))

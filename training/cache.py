@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from emostream.models import features, whisper_states
 from emostream.models.features import FeatureSpec, make_extractor
-from emostream.models.text_encoder import TextEncoder, TextEncoderSpec
+from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
 from emostream.stream import vad as vad_module
 from emostream.stream.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
 
@@ -38,23 +38,45 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+def _text_store(texts: Sequence[str], spec: TextEncoderSpec, path: Path, what: str, batch_size: int,
+                take: Callable[[TextEncoding, int], torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The stored value of every distinct non-empty text in ``path``; missing ones are encoded, ``take`` picks
+    what to keep of row j of an encoded batch, and the store is saved again."""
+    store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.is_file() else {}
+    todo = sorted({t for t in texts if t and t not in store})
+    if todo:
+        encoder = TextEncoder(spec)
+        for i in tqdm(range(0, len(todo), batch_size), desc=what, unit="batch"):
+            chunk = todo[i : i + batch_size]
+            enc = encoder.encode(chunk)
+            for j, text in enumerate(chunk):
+                store[text] = take(enc, j)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(store, path)
+    return store
+
+
 def text_embeddings(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
                     batch_size: int = 64) -> dict[str, torch.Tensor]:
     """Sentence embedding of every distinct text; "" maps to zeros (no words heard)."""
     # Sentence vectors depend on the encoder and the truncation only, not on which token states a spec asks for.
     key = {"name": spec.name, "max_tokens": spec.max_tokens, "level": "sentence"}
     path = cache_dir / "text" / f"{_digest(json.dumps(key, sort_keys=True))[:16]}.pt"
-    store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.is_file() else {}
-    todo = sorted({t for t in texts if t and t not in store})
-    if todo:
-        encoder = TextEncoder(spec)
-        for i in tqdm(range(0, len(todo), batch_size), desc="text embeddings", unit="batch"):
-            chunk = todo[i : i + batch_size]
-            for text, vec in zip(chunk, encoder.encode(chunk).sentence, strict=True):
-                store[text] = vec.clone()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(store, path)
+    store = _text_store(texts, spec, path, "text embeddings", batch_size, lambda enc, j: enc.sentence[j].clone())
     return {t: store[t] if t else torch.zeros(spec.dim) for t in set(texts)}
+
+
+def token_states(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
+                 batch_size: int = 64) -> dict[str, torch.Tensor] | None:
+    """Token states ``(L, dim)`` (of layer ``spec.token_layer``) of every distinct non-empty text, for a spec of
+    ``level: token``; None for a sentence-level spec. Stored as float16 (MELD's take ~120 MB)."""
+    if spec.level != "token":
+        return None
+    key = {"name": spec.name, "max_tokens": spec.max_tokens, "token_layer": spec.token_layer, "kind": "tokens"}
+    path = cache_dir / "text" / f"tokens-{_digest(json.dumps(key, sort_keys=True))[:16]}.pt"
+    store = _text_store(texts, spec, path, "token states", batch_size,
+                        lambda enc, j: enc.tokens[j, : int(enc.mask[j].sum())].half().clone())
+    return {t: store[t] for t in set(texts) if t}
 
 
 def load_audio(path: Path) -> np.ndarray:

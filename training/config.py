@@ -15,6 +15,7 @@ from emostream.models.features import FeatureSpec
 from emostream.models.interface import ModelDims, build_model
 from emostream.models.labels import LABELS
 from emostream.models.text_encoder import TextEncoderSpec
+from emostream.models.text_top import check_spec
 from emostream.stream.vad import VadConfig
 
 Weighting = Literal["none", "balanced", "sqrt"]
@@ -49,6 +50,8 @@ class BranchTraining:
     patience: int
     class_weighting: Weighting
     amp: bool = field(default=True, kw_only=True)
+    # The learning rate of tuned text encoder layers (a model with text_layers > 0): pretrained weights move slower.
+    encoder_lr: float = field(default=3e-5, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,10 @@ def parse_config(data: Any) -> TrainConfig:
     else:
         _check_splits(cfg.splits)
     _check_training(cfg)
+    try:
+        check_spec(cfg.model.hparams, cfg.text_encoder)
+    except ValueError as e:
+        raise ConfigError(f"model.hparams: {e}") from None
     try:
         build_model(cfg.model.architecture, cfg.dims(), cfg.model.hparams)
     except (TypeError, ValueError) as e:

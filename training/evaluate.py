@@ -21,7 +21,7 @@ import numpy as np
 from emostream.models.bundle import Bundle
 from emostream.stream.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
-from emostream.training.cache import audio_frames, text_embeddings
+from emostream.training.cache import audio_frames, text_embeddings, token_states
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
 from emostream.training.metrics import scores, write_report
@@ -42,15 +42,16 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
     a row has both), and audio alone / text alone over the rows that have that modality.
     """
     meta, model = bundle.meta, bundle.model
-    labels = meta.labels
+    labels, spec = meta.labels, meta.text_encoder
     if corpus == "manifest":
         if manifest is None:
             raise ValueError("--corpus manifest needs --manifest FILE (a CSV or JSONL manifest)")
         return _evaluate_manifest(bundle, manifest, split, cache_dir, reports)
     if corpus == "meld":
         utts = subsample(load_meld(data_dir, split), every)
-        sentences = text_embeddings([u.text for u in utts], meta.text_encoder, cache_dir)
-        conditions = {f"meld_{split}_text": dialogue_inputs(utts, sentences, meta.dims)}
+        texts = [u.text for u in utts]
+        sentences, tokens = text_embeddings(texts, spec, cache_dir), token_states(texts, spec, cache_dir)
+        conditions = {f"meld_{split}_text": dialogue_inputs(utts, sentences, meta.dims, tokens=tokens)}
     elif corpus in ("ravdess", "pairs"):
         card = meta.data_card.get("ravdess", {})
         if split not in card.get("actors", {}) or "vad" not in meta.data_card:
@@ -61,11 +62,13 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         vad = VadConfig(**meta.data_card["vad"])
         frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
                               meta.speaker_norm)
-        sentences = text_embeddings([u.text for u in utts], meta.text_encoder, cache_dir)
+        texts = [u.text for u in utts]
+        sentences, tokens = text_embeddings(texts, spec, cache_dir), token_states(texts, spec, cache_dir)
         if corpus == "pairs":
             meld = subsample(load_meld(data_dir, split), every)
-            meld_in = dialogue_inputs(meld, text_embeddings([u.text for u in meld], meta.text_encoder, cache_dir),
-                                      meta.dims)
+            meld_texts = [u.text for u in meld]
+            meld_in = dialogue_inputs(meld, text_embeddings(meld_texts, spec, cache_dir), meta.dims,
+                                      tokens=token_states(meld_texts, spec, cache_dir))
             a, t = match_labels(label_array(utts, labels), label_array(meld, labels),
                                 np.random.default_rng(PAIR_SEED), per_clip=3)
             fused = paired_inputs(frames, meld_in, a, t)
@@ -76,8 +79,8 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         else:
             conditions = {
                 f"ravdess_{split}_audio": dialogue_inputs(utts, sentences, meta.dims, audio=frames, use_text=False),
-                f"ravdess_{split}_text": dialogue_inputs(utts, sentences, meta.dims),
-                f"ravdess_{split}_fused": dialogue_inputs(utts, sentences, meta.dims, audio=frames),
+                f"ravdess_{split}_text": dialogue_inputs(utts, sentences, meta.dims, tokens=tokens),
+                f"ravdess_{split}_fused": dialogue_inputs(utts, sentences, meta.dims, audio=frames, tokens=tokens),
             }
     else:
         raise ValueError(f"unknown corpus {corpus!r}; use one of {', '.join(CORPORA)}")

@@ -36,7 +36,7 @@ from emostream.models.text_encoder import TextEncoderSpec
 from emostream.stream.vad import VadConfig
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
-from emostream.training.cache import audio_frames, text_embeddings
+from emostream.training.cache import audio_frames, text_embeddings, token_states
 from emostream.training.calibrate import calibrate_output
 from emostream.training.card import fused_data_card, fused_model_card, manifest_model_card
 from emostream.training.config import TrainConfig
@@ -152,7 +152,8 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
     texts = [u.text for s in meld.values() for u in s] + [u.text for s in rav.values() for u in s]
-    sentences = text_embeddings(texts, cfg.text_encoder, cache_dir)
+    sentences, tokens = text_embeddings(texts, cfg.text_encoder, cache_dir), token_states(texts, cfg.text_encoder,
+                                                                                           cache_dir)
     prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
                                                        cache_dir) for k, v in rav.items() if k != "test"},
                                       rav, cfg.speaker_norm_frames)
@@ -164,8 +165,8 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
         train_frames = torch.cat(frames["train"])
         norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
 
-    meld_in = {k: dialogue_inputs(v, sentences, dims) for k, v in meld.items()}
-    statement_in = {k: dialogue_inputs(rav[k], sentences, dims, audio=frames[k]) for k in frames}
+    meld_in = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in meld.items()}
+    statement_in = {k: dialogue_inputs(rav[k], sentences, dims, audio=frames[k], tokens=tokens) for k in frames}
     y_meld = {k: label_array(v, LABELS) for k, v in meld.items()}
     y_rav = {k: label_array(rav[k], LABELS) for k in frames}
 
@@ -240,8 +241,9 @@ def manifest_inputs(utts: list[Utterance], cfg: TrainConfig, cache_dir: Path,
             heard_frames(computed, with_audio, prior, shuffle=False)
     by_row = {id(u): f for u, f in zip(with_audio, computed, strict=True)}
     frames = [by_row.get(id(u)) for u in utts]
-    sentences = text_embeddings([u.text for u in utts], encoder or cfg.text_encoder, cache_dir)
-    return dialogue_inputs(utts, sentences, dims, audio=frames)  # type: ignore[arg-type]
+    texts, encoder = [u.text for u in utts], encoder or cfg.text_encoder
+    sentences, tokens = text_embeddings(texts, encoder, cache_dir), token_states(texts, encoder, cache_dir)
+    return dialogue_inputs(utts, sentences, dims, audio=frames, tokens=tokens)  # type: ignore[arg-type]
 
 
 def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports: Path, resume: bool = False,

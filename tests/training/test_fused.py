@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -167,20 +168,28 @@ def _tiny_manifest(root: Path, name: str, n: int, seed: int) -> Path:
     return path
 
 
-def test_manifest_train_eval_load(tmp_path: Path) -> None:
-    torch.set_num_threads(1)
-    for name, n, seed in (("train", 24, 0), ("dev", 9, 1), ("test", 9, 2)):
-        _tiny_manifest(tmp_path / "data", name, n, seed)
+def tiny_manifest_config(root: Path, bundle_id: str, sizes: tuple[int, int, int], licence: str,
+                         **fused: Any) -> tuple[Path, dict[str, Any]]:
+    """Tiny train/dev/test manifests under ``root/data`` and a small dialogue_bilstm_mha config training on them
+    (``fused`` overrides its fused_training keys): the config file written to ``root/tiny.yaml``, and its data."""
+    for name, n, seed in zip(("train", "dev", "test"), sizes, (0, 1, 2), strict=True):
+        _tiny_manifest(root / "data", name, n, seed)
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "dialogue_bilstm_mha.yaml").read_text())
     del cfg["splits"]
-    cfg["bundle_id"] = "tiny-manifest"
+    cfg["bundle_id"] = bundle_id
     cfg["model"]["hparams"] = {"lstm_hidden": 8, "lstm_layers": 1, "text_hidden": 16, "heads": 2}
-    cfg["fused_training"].update(epochs=3, patience=3, batch_size=8, max_minutes=0)
-    cfg["manifests"] = {"train": "data/train.csv", "dev": "data/dev.csv", "test": "data/test.csv",
-                        "licence": "CC0 (synthetic test tones)"}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    cfg["fused_training"].update(batch_size=8, max_minutes=0, **fused)
+    cfg["manifests"] = {"train": "data/train.csv", "dev": "data/dev.csv", "test": "data/test.csv", "licence": licence}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    return root / "tiny.yaml", cfg
+
+
+def test_manifest_train_eval_load(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config, _ = tiny_manifest_config(tmp_path, "tiny-manifest", (24, 9, 9), "CC0 (synthetic test tones)", epochs=3,
+                                     patience=3)
     out = tmp_path / "bundle"
-    assert train_main(["--config", str(tmp_path / "tiny.yaml"), "--out", str(out), "--reports",
+    assert train_main(["--config", str(config), "--out", str(out), "--reports",
                        str(tmp_path / "reports"), "--cache", str(tmp_path / "cache")]) == 0
     bundle = load_bundle(out)
     manifest = json.loads((out / "bundle.json").read_text())

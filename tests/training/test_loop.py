@@ -26,7 +26,7 @@ from emostream.training.fused import Group, fit_fused
 from emostream.training.loop import Checkpoint, CheckpointError, fingerprint, run_checkpoints
 from emostream.training.train import fit_branch
 from tests import REPO_ROOT
-from tests.training.test_fused import _tiny_manifest
+from tests.training.test_fused import tiny_manifest_config
 
 # Dev scores by epoch. "improves": the best epoch comes after the interruption (its weights depend on everything
 # restored); "stops": patience runs out after the interruption only if the stale count was restored.
@@ -173,16 +173,8 @@ def test_emo_train_resume_and_refusal(tmp_path: Path, capsys: pytest.CaptureFixt
     """The CLI end to end on a tiny manifest: --resume after a finished run retrains nothing and exports the same
     bundle; a changed config with --resume is one line on stderr, exit 1."""
     torch.set_num_threads(1)
-    for name, n, seed in (("train", 12, 0), ("dev", 6, 1), ("test", 6, 2)):
-        _tiny_manifest(tmp_path / "data", name, n, seed)
-    data = yaml.safe_load((REPO_ROOT / "configs" / "dialogue_bilstm_mha.yaml").read_text())
-    del data["splits"]
-    data["bundle_id"] = "tiny-resume"
-    data["model"]["hparams"] = {"lstm_hidden": 8, "lstm_layers": 1, "text_hidden": 16, "heads": 2}
-    data["fused_training"].update(epochs=2, patience=2, batch_size=8, max_minutes=0, calibrate=False)
-    data["manifests"] = {"train": "data/train.csv", "dev": "data/dev.csv", "test": "data/test.csv", "licence": "CC0"}
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config, data = tiny_manifest_config(tmp_path, "tiny-resume", (12, 6, 6), "CC0", epochs=2, patience=2,
+                                        calibrate=False)
     reports = tmp_path / "reports"
     args = ["--config", str(config), "--reports", str(reports), "--cache", str(tmp_path / "cache"), "--device", "cpu"]
     assert train_main([*args, "--out", str(tmp_path / "first")]) == 0
