@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from emostream.models.features import FeatureSpec
 from emostream.models.interface import EmotionModel, ModelDims, build_model
 from emostream.models.labels import LABELS
+from emostream.models.packaged import MissingModel
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.models.text_encoder import TextEncoderSpec
 from emostream.models.text_top import check_spec
@@ -162,6 +163,8 @@ def load_bundle(path: Path | str = DEFAULT_BUNDLE, device: torch.device | str = 
         model = build_model(meta.architecture, meta.dims, meta.hparams)
     except (TypeError, ValueError) as e:
         raise _fail(path, f"cannot build architecture {meta.architecture!r}: {e}", "re-export the bundle") from None
+    except MissingModel as e:  # a model that holds encoder layers needs that encoder's package to build them
+        raise BundleError(f"model bundle {path}: {e}") from None
     try:
         state = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError) as e:

@@ -34,16 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from emostream.models.interface import build_model
     from emostream.models.labels import LABELS
     from emostream.models.text_encoder import TextEncoderSpec
     from emostream.training.batching import dialogue_inputs, label_array, predict
-    from emostream.training.cache import text_embeddings
+    from emostream.training.cache import text_embeddings, token_states
     from emostream.training.config import load_config
     from emostream.training.data.meld import load_meld
     from emostream.training.metrics import scores
     from emostream.training.paths import default_cache_dir, default_data_dir
-    from emostream.training.train import fit_branch
+    from emostream.training.train import fit_branch, new_model
 
     cfg = load_config(args.config)
     if cfg.text_training is None:
@@ -58,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     y = {k: label_array(v, LABELS) for k, v in meld.items()}
     rows = []
     for encoder in encoders:
-        sentences = text_embeddings([u.text for v in meld.values() for u in v], encoder, cache)
+        texts = [u.text for v in meld.values() for u in v]
+        sentences, tokens = text_embeddings(texts, encoder, cache), token_states(texts, encoder, cache)
         for h in (int(x) for x in args.sizes.split(",")):
             dims = dataclasses.replace(cfg.dims(), context_size=h, text_dim=encoder.dim)
-            torch.manual_seed(cfg.seed)
-            model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
-            inputs = {k: dialogue_inputs(v, sentences, dims) for k, v in meld.items()}
+            model = new_model(cfg, dims)
+            inputs = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in meld.items()}
 
             def dev(model=model, inputs=inputs) -> float:
                 return scores(y["dev"], predict(model, inputs["dev"]).argmax(1), LABELS)["weighted_f1"]

@@ -29,7 +29,7 @@ def dialogue_inputs(utts: Sequence[Utterance], sentences: dict[str, torch.Tensor
         if i and utts[i - 1].dialogue != u.dialogue:
             past = []
         sentence = sentences[u.text] if use_text and u.text else None
-        token = tokens[u.text].float() if tokens is not None and sentence is not None else None
+        token = tokens[u.text] if tokens is not None and sentence is not None else None  # collate casts
         out.append(UtteranceInput(audio=None if audio is None else audio[i], sentence=sentence, tokens=token,
                                   speaker=u.speaker, context=tuple(past[-h:]) if h else ()))
         past.append(PastUtterance(sentence=sentences[u.text] if use_text else torch.zeros(dims.text_dim),

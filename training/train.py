@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from emostream.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
 from emostream.models.collate import UtteranceInput, collate
-from emostream.models.interface import EmotionBatch, EmotionModel, build_model
+from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, build_model
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.augment import augment_audio
@@ -109,6 +109,15 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
                         train_loss=loop.loss)
 
 
+def new_model(cfg: TrainConfig, dims: ModelDims) -> EmotionModel:
+    """The config's model, seeded, with tuned text layers (if any) starting from the packaged encoder's weights."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    if (top := getattr(model, "text_top", None)) is not None:
+        top.load_pretrained()
+    return model
+
+
 @dataclass
 class TrainingRun:
     model: EmotionModel  # as trained, in memory (the bundle holds the same weights)
@@ -157,8 +166,7 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
                                                        cache_dir) for k, v in rav.items() if k != "test"},
                                       rav, cfg.speaker_norm_frames)
 
-    torch.manual_seed(cfg.seed)  # here, so that results do not depend on whether the caches were warm
-    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    model = new_model(cfg, dims)  # seeded here, so that results do not depend on whether the caches were warm
     train_frames = torch.cat(frames["train"])
     model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
 
@@ -175,8 +183,6 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
                        augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
                        ckpt=ckpts["audio"], device=device)
 
-    if (top := getattr(model, "text_top", None)) is not None:
-        top.load_pretrained()
     text_in = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in meld.items()}
     y_dev_text = label_array(meld["dev"], LABELS)
 

