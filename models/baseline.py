@@ -5,7 +5,8 @@ speaker before they arrive when the bundle has a speaker prior) → MLP.
 Text: the utterance's sentence vector (the frozen encoder's, or with ``text_layers`` from the encoder's top layers
 tuned with this branch, models/text_top.py) with the pooled frozen embeddings of the H past utterances of the
 same and of other speakers, and of the last one → MLP.
-Each branch is trained on its own corpus (RAVDESS, MELD); the bundle fuses their log-probabilities.
+Each branch is trained on its own corpus (RAVDESS, MELD); the bundle fuses their log-probabilities, the text's
+relative to ``text_reference`` when calibration fitted one (what the text branch says of emotionless words).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ class LateFusionBaseline(EmotionModel):
     architecture = "late_fusion_baseline"
 
     def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5,
-                 text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2") -> None:
+                 text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2",
+                 text_reference: list[float] | None = None) -> None:
         super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
-                         text_encoder=text_encoder)
+                         text_encoder=text_encoder, text_reference=text_reference)
         self.audio_weight = audio_weight
+        self.text_reference = None if text_reference is None else reference_tensor(text_reference, dims.num_classes)
         self.norm = InputNorm(dims.audio_dim)
         self.audio_head = mlp([2 * dims.audio_dim, hidden, hidden, dims.num_classes], dropout)
         self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
@@ -54,4 +57,12 @@ class LateFusionBaseline(EmotionModel):
 
     def forward(self, batch: EmotionBatch) -> torch.Tensor:
         audio, text = self.branch_logits(batch)
-        return fuse_log_probs(audio, text, batch.has_audio, batch.has_text, self.audio_weight)
+        return fuse_log_probs(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference)
+
+
+def reference_tensor(values: list[float], num_classes: int) -> torch.Tensor:
+    """The ``text_reference`` hparam as a tensor: one finite log-probability per class."""
+    ref = torch.tensor(values, dtype=torch.float32)
+    if ref.shape != (num_classes,) or not bool(torch.isfinite(ref).all()):
+        raise ValueError(f"text_reference: needs {num_classes} finite log-probabilities, got {values!r}")
+    return ref

@@ -32,16 +32,21 @@ def mlp(dims: list[int], dropout: float) -> nn.Sequential:
 
 def fuse_log_probs(
     audio_logits: torch.Tensor, text_logits: torch.Tensor, has_audio: torch.Tensor, has_text: torch.Tensor,
-    audio_weight: float | torch.Tensor,
+    audio_weight: float | torch.Tensor, text_reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted product of experts over the modalities present; uniform when none is.
 
-    A missing modality gets weight zero, so its (meaningless) logits cannot move the result.
+    A missing modality gets weight zero, so its (meaningless) logits cannot move the result. ``text_reference``
+    (log-probabilities, ``(C,)``): what the text branch says of words that carry no emotion. Where audio is
+    present, the text votes with its log-probabilities relative to that reference, so emotionless words leave the
+    audio's decision where it was, instead of pulling it toward neutral; text alone is not changed by it.
     """
     wa = has_audio.to(audio_logits.dtype) * audio_weight
     wt = has_text.to(text_logits.dtype) * (1 - audio_weight)
     la = torch.log_softmax(audio_logits, dim=-1)
     lt = torch.log_softmax(text_logits, dim=-1)
+    if text_reference is not None:
+        lt = lt - has_audio.to(lt.dtype).unsqueeze(-1) * text_reference.to(lt)
     total = (wa + wt).clamp(min=1e-6).unsqueeze(-1)
     return (wa.unsqueeze(-1) * la + wt.unsqueeze(-1) * lt) / total
 

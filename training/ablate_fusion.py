@@ -6,7 +6,8 @@
 a fixed weight (``audio_weight``); changing it needs no retraining. For each weight the bundle is scored like
 ``emo-eval`` on held-out label-matched pairs (fused UA) and on RAVDESS clips with their own emotionless
 statement (fused UA, to compare with audio alone), for the dev split (where a weight would be chosen) and the
-test split (reported only). Prints a markdown table and writes JSON to ``--out``.
+test split (reported only). A bundle with a text reference (training/calibrate.py) is scored with it and without
+it at each weight. Prints a markdown table and writes JSON to ``--out``.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 0 <= w <= 1 for w in weights):
         p.error("--weights: each weight must be in [0, 1]")
     data, cache = args.data or default_data_dir(), args.cache or default_cache_dir()
+    reference = bundle.model.text_reference
+    variants = [(w, ref) for w in weights for ref in ((reference, None) if reference is not None else (None,))]
     rows = []
     with tempfile.TemporaryDirectory() as reports:
-        for w in weights:
-            bundle.model.audio_weight = w
-            row: dict[str, float] = {"audio_weight": w}
+        for w, ref in variants:
+            bundle.model.audio_weight, bundle.model.text_reference = w, ref
+            row: dict[str, float] = {"audio_weight": w, "text_reference": ref is not None}
             for split in ("dev", "test"):
                 pairs = evaluate(bundle, "pairs", split, data, cache, Path(reports))
                 clips = evaluate(bundle, "ravdess", split, data, cache, Path(reports))
@@ -59,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    print("| audio weight | dev pairs fused UA | dev statement + audio UA | test pairs fused UA | "
-          "test statement + audio UA | test audio alone UA |\n|---|---|---|---|---|---|")
+    print("| audio weight | text reference | dev pairs fused UA | dev statement + audio UA | test pairs fused UA | "
+          "test statement + audio UA | test audio alone UA |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['audio_weight']:g} | {r['dev_pairs_fused_ua']:.3f} | {r['dev_statement_fused_ua']:.3f} | "
+        print(f"| {r['audio_weight']:g} | {'yes' if r['text_reference'] else 'no'} | {r['dev_pairs_fused_ua']:.3f} | "
+              f"{r['dev_statement_fused_ua']:.3f} | "
               f"{r['test_pairs_fused_ua']:.3f} | {r['test_statement_fused_ua']:.3f} | {r['test_audio_ua']:.3f} |")
     return 0
 

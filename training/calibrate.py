@@ -8,7 +8,9 @@ each branch speaks with the confidence its dev data earns. Single-head architect
     python -m emostream.training.calibrate --bundle models/bundles/default --out /tmp/calibrated
 
 (with ``PYTHONPATH=.dev`` in a checkout) writes a calibrated copy and scores it like ``emo-eval``.
-``--audio-weight W`` also sets a late-fusion bundle's fusion weight (choose it on dev with
+A late-fusion bundle also gets a text reference (``--no-text-reference``: none): what its calibrated text branch
+says of neutral MELD dev utterances, relative to which the fused model hears the text (models/blocks.py
+``fuse_log_probs``). ``--audio-weight W`` also sets a late-fusion bundle's fusion weight (choose it on dev with
 ``emostream.training.ablate_fusion``: calibration changes how the branches' confidences compare).
 """
 
@@ -90,6 +92,19 @@ def calibrate_output(model: EmotionModel, dev: list[UtteranceInput], y: np.ndarr
     return round(t, 4)
 
 
+@torch.no_grad()
+def fit_text_reference(model: EmotionModel, text_dev: list[UtteranceInput], y_text: np.ndarray,
+                       neutral: int) -> list[float]:
+    """What the (calibrated) text branch says of words that carry no emotion: the log of its mean probabilities
+    over the dev utterances labelled neutral. A late-fusion model votes its text relative to this
+    (``fuse_log_probs``), so emotionless words leave the audio's decision alone."""
+    idx = np.flatnonzero(y_text == neutral)
+    if not len(idx):
+        raise ValueError("no neutral dev utterance to fit the text reference on")
+    probs = torch.softmax(raw_logits(model, [text_dev[i] for i in idx], "text"), dim=-1).mean(0)
+    return [round(float(x), 4) for x in probs.log()]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emostream.training.calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports", type=Path, default=None, help="default runs/eval/<new id>/")
     p.add_argument("--audio-weight", type=float, default=None,
                    help="late fusion only: the audio branch's weight in [0, 1] after calibration")
+    p.add_argument("--text-reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="late fusion only: fit what the text branch says of emotionless words (MELD dev neutral "
+                        "utterances) and fuse the text relative to it (default: on)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
@@ -135,6 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     calibration: dict = {"temperatures": temps, "fitted_on": "RAVDESS dev actors (audio), MELD dev (text); "
                                                               "negative log-likelihood, folded into output layers"}
     hparams = meta.hparams
+    if hasattr(model, "text_reference"):  # late fusion: fit a reference afresh, or fuse without one
+        hparams = {k: v for k, v in hparams.items() if k != "text_reference"}
+        model.text_reference = None
+        if args.text_reference:
+            reference = fit_text_reference(model, text_in, y_t, meta.labels.index("neutral"))
+            model.text_reference = torch.tensor(reference)
+            hparams |= {"text_reference": reference}
+            calibration["text_reference"] = ("log of the text branch's mean probabilities on MELD dev neutral "
+                                             "utterances, after its temperature; fused text votes relative to it")
     if args.audio_weight is not None:
         if not hasattr(model, "audio_weight") or not 0 <= args.audio_weight <= 1:
             p.error("--audio-weight: needs a late-fusion bundle and a weight in [0, 1]")
@@ -155,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.audio_weight is not None and "audio_run" in bundle.meta.data_card["training"]:
         # The card names the fusion weight: render it afresh with the new one (and the original scores).
         original = model_card(replace(bundle.meta, hparams=hparams), bundle.meta.scores)
-    save_bundle(args.out, model, meta, calibration_note(original, meta.id, temps, args.audio_weight, results))
+    save_bundle(args.out, model, meta, calibration_note(original, meta.id, temps, args.audio_weight, results,
+                                                       hparams.get("text_reference")))
     print(f"calibrated bundle written to {args.out}: temperatures {temps}")
     return 0
 

@@ -171,6 +171,8 @@ def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
     vad = ", ".join(f"{k}={v}" for k, v in dc["vad"].items())
     hparams = ", ".join(f"{k}={v}" for k, v in meta.hparams.items())
     audio, text = tr["audio"] | tr["audio_run"], tr["text"] | tr["text_run"]
+    reference = ("; fused, the text votes relative to what it says of neutral MELD dev text"
+                 if meta.hparams.get("text_reference") else "")
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic classifier and a text classifier.
@@ -228,20 +230,24 @@ tracer baseline against which better models are measured.
 - Acted emotion (RAVDESS: 24 North-American actors, two fixed sentences) and scripted TV dialogue (MELD: Friends)
   differ from spontaneous speech; expect much lower accuracy on real conversations, other accents and languages.
 - The two branches never saw the same utterances: fusion weights are fixed (audio weight
-  {meta.hparams.get("audio_weight")}), not learnt on multimodal data.
+  {meta.hparams.get("audio_weight")}{reference}), not learnt on multimodal data.
 - Text is English only; ASR errors in the live stream are not modelled in training.
 - Seven classes only; calm is folded into neutral. Not for decisions about people (hiring, health, policing).
 """
 
 
 def calibration_note(card: str, bundle_id: str, temps: dict[str, float], audio_weight: float | None,
-                     results: dict[str, dict[str, Any]]) -> str:
+                     results: dict[str, dict[str, Any]], text_reference: list[float] | None = None) -> str:
     """The original MODEL_CARD.md, retitled, with a section on the calibration and the new held-out scores."""
     lines = card.splitlines()
     if lines and lines[0].startswith("# Model card"):
         lines[0] = f"# Model card: {bundle_id}"
     weight = (f" The fusion weight of the audio branch was then set to {audio_weight}, chosen on dev fused UA "
               "(`training/ablate_fusion.py`)." if audio_weight is not None else "")
+    if text_reference is not None:
+        weight += (f" Fused, the text votes relative to its text reference {text_reference} (log-probabilities: what "
+                   "the calibrated text branch says of MELD dev utterances labelled neutral), so words without "
+                   "emotion leave the audio's decision alone.")
     return "\n".join(lines) + f"""
 
 ## Temperature calibration

@@ -52,6 +52,8 @@ class BranchTraining:
     amp: bool = field(default=True, kw_only=True)
     # The learning rate of tuned text encoder layers (a model with text_layers > 0): pretrained weights move slower.
     encoder_lr: float = field(default=3e-5, kw_only=True)
+    # Cross-entropy label smoothing: MELD's labels are one annotator majority, often a near tie between classes.
+    label_smoothing: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,6 @@ def _check_training(cfg: TrainConfig) -> None:
             raise ConfigError("fused_training.neutral_text: must be in [0, 1]")
         if f.meld_text_only < 0 or f.clip_grad < 0 or f.max_minutes < 0:
             raise ConfigError("fused_training: meld_text_only, clip_grad and max_minutes must be >= 0")
-        if cfg.text_encoder.level != "sentence":
-            raise ConfigError("text_encoder.level: fused training feeds cached sentence embeddings; token states "
-                              "are not cached yet, so use level: sentence")
     elif cfg.audio_training is None or cfg.text_training is None:
         raise ConfigError("missing key audio_training / text_training (or give fused_training)")
     else:
@@ -257,6 +256,8 @@ def _check_training(cfg: TrainConfig) -> None:
                 raise ConfigError(f"{branch}.{key}: must be at least 1")
         if t.lr <= 0 or t.weight_decay < 0:
             raise ConfigError(f"{branch}: lr must be > 0 and weight_decay >= 0")
+        if not 0 <= t.label_smoothing < 1:
+            raise ConfigError(f"{branch}.label_smoothing: must be in [0, 1)")
     audio: AudioTraining = cfg.fused_training if cfg.fused else cfg.audio_training  # type: ignore[assignment]
     key = "fused_training" if cfg.fused else "audio_training"
     if audio.gain_db < 0 or not 0 < audio.crop_min <= 1:

@@ -123,7 +123,8 @@ def fit_fused(model: EmotionModel, cfg: TrainConfig, epoch_groups: Callable[[], 
             with loop.autocast():
                 with frozen_norm_stats(model, active=text_only):
                     logits = model(batch)
-                loss = F.cross_entropy(logits, torch.from_numpy(group.y[idx]).to(device), weight=weight)
+                loss = F.cross_entropy(logits, torch.from_numpy(group.y[idx]).to(device), weight=weight,
+                                       label_smoothing=ft.label_smoothing)
                 if regularization is not None:
                     loss = loss + regularization()
             loop.step(loss, ft.clip_grad)

@@ -96,7 +96,7 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
             with loop.autocast():
                 audio_logits, text_logits = model.branch_logits(batch)
                 loss = F.cross_entropy(audio_logits if branch == "audio" else text_logits, targets[idx].to(device),
-                                       weight=weight)
+                                       weight=weight, label_smoothing=cfg.label_smoothing)
             loop.step(loss)
             total += loss.item() * len(idx)
         dev = dev_score()

@@ -1,5 +1,5 @@
 """Fused training: label-matched pairing, the shared loop on every architecture, configs, temperature
-calibration folded into weights, and a real manifest run (emo-train → emo-eval → load)."""
+calibration folded into weights, the fused text's reference, and a real manifest run (emo-train → emo-eval → load)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,21 @@ import torch
 import yaml
 
 from emostream.models.baseline import LateFusionBaseline
-from emostream.models.bundle import load_bundle
+from emostream.models.blocks import fuse_log_probs
+from emostream.models.bundle import BundleError, BundleMeta, load_bundle, save_bundle
 from emostream.models.collate import PastUtterance, UtteranceInput, collate
+from emostream.models.features import FeatureSpec
 from emostream.models.interface import ModelDims
-from emostream.training.calibrate import calibrate_branches, fit_temperature, fold_temperature, output_layer
+from emostream.models.labels import LABELS
+from emostream.models.text_encoder import TextEncoderSpec
+from emostream.models.zoo import default_inputs
+from emostream.training.calibrate import (
+    calibrate_branches,
+    fit_temperature,
+    fit_text_reference,
+    fold_temperature,
+    output_layer,
+)
 from emostream.training.cli import eval_main, train_main
 from emostream.training.config import ConfigError, load_config, parse_config
 from emostream.training.fused import Group, fit_fused
@@ -65,7 +76,8 @@ def test_fit_fused_trains_every_architecture(arch: str) -> None:
     model = build_model(arch, dims, cfg.model.hparams)
     gen = torch.Generator().manual_seed(0)
     items = [UtteranceInput(audio=torch.randn(40, dims.audio_dim, generator=gen) + i % 7,
-                            sentence=torch.randn(dims.text_dim, generator=gen), tokens=None, speaker="a")
+                            sentence=torch.randn(dims.text_dim, generator=gen),
+                            tokens=torch.randn(3 + i % 4, dims.text_dim, generator=gen), speaker="a")
              for i in range(12)]
     y = np.arange(12) % 7
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -89,7 +101,9 @@ def test_fit_fused_trains_every_architecture(arch: str) -> None:
 def test_every_seed_config_is_valid_and_fused() -> None:
     for arch in ARCHS:
         cfg = load_config(REPO_ROOT / "configs" / f"{arch}.yaml")
-        assert cfg.fused and cfg.model.architecture == arch and cfg.text_encoder.level == "sentence"
+        assert cfg.fused and cfg.model.architecture == arch
+        # sentence vectors, or token states for an architecture that reads tokens (models.zoo.default_inputs)
+        assert cfg.text_encoder.level in {"sentence", default_inputs(arch)[1].level}
         assert cfg.splits is not None and not set(cfg.splits.ravdess_test_actors) & set(cfg.splits.ravdess_train_actors)
 
 
@@ -104,8 +118,8 @@ def test_fused_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="either fused_training or audio_training"):
         parse_config(bad)
     bad = json.loads(json.dumps(base))
-    bad["text_encoder"] = {"level": "token"}
-    with pytest.raises(ConfigError, match=r"text_encoder\.level"):
+    bad["fused_training"]["label_smoothing"] = 1.0
+    with pytest.raises(ConfigError, match=r"fused_training\.label_smoothing: must be in \[0, 1\)"):
         parse_config(bad)
     bad = json.loads(json.dumps(base))
     bad["fused_training"]["neutral_txt"] = 0.1
@@ -146,6 +160,47 @@ def test_branch_calibration_softens_an_overconfident_branch() -> None:
     with torch.no_grad():
         p = model(collate(audio[:50], dims)).softmax(-1)
     assert p.max() < 0.9  # no longer probability 1.0
+
+
+def test_text_reference_leaves_audio_decision_to_emotionless_words() -> None:
+    """Text that says what the reference says cannot move the audio's decision; text alone is untouched."""
+    torch.manual_seed(0)
+    audio, text = torch.randn(64, 7) * 3, torch.randn(64, 7) * 3
+    both, none = torch.ones(64, dtype=torch.bool), torch.zeros(64, dtype=torch.bool)
+    plain = fuse_log_probs(audio, text, both, both, 0.5)
+    assert not torch.equal(plain.argmax(1), audio.argmax(1))  # without a reference, the words do pull
+    for row in range(4):  # each row's text as the reference: that row's fused decision is the audio's
+        ref = torch.log_softmax(text[row], -1)
+        fused = fuse_log_probs(audio, text, both, both, 0.5, ref)
+        assert int(fused[row].argmax()) == int(audio[row].argmax())
+        torch.testing.assert_close(fuse_log_probs(audio, text, none, both, 0.5, ref), torch.log_softmax(text, -1))
+        torch.testing.assert_close(fuse_log_probs(audio, text, both, none, 0.5, ref), torch.log_softmax(audio, -1))
+
+
+def test_text_reference_is_fitted_on_neutral_dev_text_and_travels_in_the_bundle(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    dims = ModelDims(num_classes=7, audio_dim=FeatureSpec().dim, text_dim=TextEncoderSpec().dim, context_size=0)
+    model = LateFusionBaseline(dims, hidden=8).eval()
+    text = [UtteranceInput(audio=None, sentence=torch.randn(dims.text_dim), tokens=None) for _ in range(40)]
+    y = np.array([0, 3] * 20)
+    ref = fit_text_reference(model, text, y, neutral=0)
+    with torch.no_grad():
+        expected = model(collate(text[::2], dims)).softmax(-1).mean(0).log()
+    np.testing.assert_allclose(ref, expected.numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="no neutral dev utterance"):
+        fit_text_reference(model, text, np.full(40, 3), neutral=0)
+    meta = _tiny_meta(dims, model.hparams | {"text_reference": ref})
+    save_bundle(tmp_path / "ok", LateFusionBaseline(dims, hidden=8, text_reference=ref), meta, "test bundle\n")
+    assert load_bundle(tmp_path / "ok").model.text_reference.tolist() == pytest.approx(ref)
+    bad = dataclasses.replace(meta, hparams=model.hparams | {"text_reference": ref[:3]})
+    save_bundle(tmp_path / "bad", model, bad, "test bundle\n")
+    with pytest.raises(BundleError, match="text_reference: needs 7 finite log-probabilities"):
+        load_bundle(tmp_path / "bad")
+
+
+def _tiny_meta(dims: ModelDims, hparams: dict[str, Any]) -> BundleMeta:
+    return BundleMeta(id="test-reference", architecture="late_fusion_baseline", hparams=hparams, dims=dims,
+                      labels=LABELS, features=FeatureSpec(), text_encoder=TextEncoderSpec(), data_card={})
 
 
 def _tiny_manifest(root: Path, name: str, n: int, seed: int) -> Path:
