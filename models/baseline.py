@@ -29,7 +29,9 @@ class LateFusionBaseline(EmotionModel):
         super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
                          text_encoder=text_encoder, text_reference=text_reference)
         self.audio_weight = audio_weight
-        self.text_reference = None if text_reference is None else reference_tensor(text_reference, dims.num_classes)
+        # A buffer, so that it moves with the model to its device; not persistent: the bundle keeps it in hparams.
+        ref = None if text_reference is None else reference_tensor(text_reference, dims.num_classes)
+        self.register_buffer("text_reference", ref, persistent=False)
         self.norm = InputNorm(dims.audio_dim)
         self.audio_head = mlp([2 * dims.audio_dim, hidden, hidden, dims.num_classes], dropout)
         self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)

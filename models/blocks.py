@@ -46,7 +46,7 @@ def fuse_log_probs(
     la = torch.log_softmax(audio_logits, dim=-1)
     lt = torch.log_softmax(text_logits, dim=-1)
     if text_reference is not None:
-        lt = lt - has_audio.to(lt.dtype).unsqueeze(-1) * text_reference.to(lt)
+        lt = lt - has_audio.to(lt.dtype).unsqueeze(-1) * text_reference
     total = (wa + wt).clamp(min=1e-6).unsqueeze(-1)
     return (wa.unsqueeze(-1) * la + wt.unsqueeze(-1) * lt) / total
 

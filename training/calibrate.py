@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emostream.models.baseline import reference_tensor
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.interface import EmotionModel
 from emostream.training.cli import add_data_options
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         model.text_reference = None
         if args.text_reference:
             reference = fit_text_reference(model, text_in, y_t, meta.labels.index("neutral"))
-            model.text_reference = torch.tensor(reference)
+            model.text_reference = reference_tensor(reference, model.dims.num_classes)
             hparams |= {"text_reference": reference}
             calibration["text_reference"] = ("log of the text branch's mean probabilities on MELD dev neutral "
                                              "utterances, after its temperature; fused text votes relative to it")
