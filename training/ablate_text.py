@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.models.labels import LABELS
     from emostream.models.text_encoder import TextEncoderSpec
     from emostream.training.batching import dialogue_inputs, label_array, predict
-    from emostream.training.cache import text_embeddings, token_states
+    from emostream.training.cache import text_features
     from emostream.training.config import load_config
     from emostream.training.data.meld import load_meld
     from emostream.training.metrics import scores
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for encoder in encoders:
         texts = [u.text for v in meld.values() for u in v]
-        sentences, tokens = text_embeddings(texts, encoder, cache), token_states(texts, encoder, cache)
+        sentences, tokens = text_features(texts, encoder, cache)
         for h in (int(x) for x in args.sizes.split(",")):
             dims = dataclasses.replace(cfg.dims(), context_size=h, text_dim=encoder.dim)
             model = new_model(cfg, dims)

@@ -79,6 +79,13 @@ def token_states(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
     return {t: store[t] for t in set(texts) if t}
 
 
+def text_features(texts: Sequence[str], spec: TextEncoderSpec,
+                  cache_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """What ``dialogue_inputs`` takes of every text: its sentence embedding, and its token states for a spec of
+    ``level: token`` (None otherwise)."""
+    return text_embeddings(texts, spec, cache_dir), token_states(texts, spec, cache_dir)
+
+
 def load_audio(path: Path) -> np.ndarray:
     """A file as 16 kHz mono float32 in [-1, 1]: channels are averaged, other rates resampled (soxr, as the
     stream's file source does), so that a manifest may point at any recording."""

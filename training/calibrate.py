@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.models.bundle import load_bundle, save_bundle
     from emostream.stream.vad import VadConfig
     from emostream.training.batching import dialogue_inputs, label_array
-    from emostream.training.cache import audio_frames, text_embeddings, token_states
+    from emostream.training.cache import audio_frames, text_features
     from emostream.training.card import calibration_note, model_card
     from emostream.training.data.meld import load_meld
     from emostream.training.data.ravdess import load_ravdess
@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = heard_frames(audio_frames([c.audio for c in clips], meta.features, VadConfig(**meta.data_card["vad"]),
                                        cache), clips, meta.speaker_norm)
     meld = load_meld(data, "dev")
-    sentences = text_embeddings([u.text for u in meld], meta.text_encoder, cache)
-    tokens = token_states([u.text for u in meld], meta.text_encoder, cache)
+    sentences, tokens = text_features([u.text for u in meld], meta.text_encoder, cache)
     audio_in = dialogue_inputs(clips, {}, meta.dims, audio=frames, use_text=False)
     text_in = dialogue_inputs(meld, sentences, meta.dims, tokens=tokens)
     y_a, y_t = label_array(clips, meta.labels), label_array(meld, meta.labels)
@@ -180,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         results.update(evaluate(calibrated, corpus, "test", data, cache, reports))
     meta.scores = {k: summary(v) for k, v in results.items()}
     original = (args.bundle / "MODEL_CARD.md").read_text()
-    if args.audio_weight is not None and "audio_run" in bundle.meta.data_card["training"]:
-        # The card names the fusion weight: render it afresh with the new one (and the original scores).
+    if hparams != bundle.meta.hparams and "audio_run" in bundle.meta.data_card["training"]:
+        # The card names the fusion weight and reference: render it afresh with the new ones (and the original
+        # scores).
         original = model_card(replace(bundle.meta, hparams=hparams), bundle.meta.scores)
     save_bundle(args.out, model, meta, calibration_note(original, meta.id, temps, args.audio_weight, results,
                                                        hparams.get("text_reference")))

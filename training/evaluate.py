@@ -21,7 +21,7 @@ import numpy as np
 from emostream.models.bundle import Bundle
 from emostream.stream.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
-from emostream.training.cache import audio_frames, text_embeddings, token_states
+from emostream.training.cache import audio_frames, text_features
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
 from emostream.training.metrics import scores, write_report
@@ -49,8 +49,7 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         return _evaluate_manifest(bundle, manifest, split, cache_dir, reports)
     if corpus == "meld":
         utts = subsample(load_meld(data_dir, split), every)
-        texts = [u.text for u in utts]
-        sentences, tokens = text_embeddings(texts, spec, cache_dir), token_states(texts, spec, cache_dir)
+        sentences, tokens = text_features([u.text for u in utts], spec, cache_dir)
         conditions = {f"meld_{split}_text": dialogue_inputs(utts, sentences, meta.dims, tokens=tokens)}
     elif corpus in ("ravdess", "pairs"):
         card = meta.data_card.get("ravdess", {})
@@ -62,13 +61,11 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         vad = VadConfig(**meta.data_card["vad"])
         frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
                               meta.speaker_norm)
-        texts = [u.text for u in utts]
-        sentences, tokens = text_embeddings(texts, spec, cache_dir), token_states(texts, spec, cache_dir)
+        sentences, tokens = text_features([u.text for u in utts], spec, cache_dir)
         if corpus == "pairs":
             meld = subsample(load_meld(data_dir, split), every)
-            meld_texts = [u.text for u in meld]
-            meld_in = dialogue_inputs(meld, text_embeddings(meld_texts, spec, cache_dir), meta.dims,
-                                      tokens=token_states(meld_texts, spec, cache_dir))
+            meld_sentences, meld_tokens = text_features([u.text for u in meld], spec, cache_dir)
+            meld_in = dialogue_inputs(meld, meld_sentences, meta.dims, tokens=meld_tokens)
             a, t = match_labels(label_array(utts, labels), label_array(meld, labels),
                                 np.random.default_rng(PAIR_SEED), per_clip=3)
             fused = paired_inputs(frames, meld_in, a, t)

@@ -29,14 +29,14 @@ from torch import nn
 from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.features import FeatureSpec
-from emostream.models.interface import EmotionModel, ModelDims, build_model, drop_modalities
+from emostream.models.interface import EmotionModel, ModelDims, drop_modalities
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.models.text_encoder import TextEncoderSpec
 from emostream.stream.vad import VadConfig
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
-from emostream.training.cache import audio_frames, text_embeddings, token_states
+from emostream.training.cache import audio_frames, text_features
 from emostream.training.calibrate import calibrate_output
 from emostream.training.card import fused_data_card, fused_model_card, manifest_model_card
 from emostream.training.config import TrainConfig
@@ -47,7 +47,7 @@ from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoin
 from emostream.training.metrics import scores, summary
 from emostream.training.pairs import match_labels, paired_inputs
 from emostream.training.speaker_frames import heard_frames, normalised_splits, steady_frames
-from emostream.training.train import TrainingRun, class_weights, export_bundle, load_corpora
+from emostream.training.train import TrainingRun, class_weights, export_bundle, load_corpora, new_model
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,12 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
     texts = [u.text for s in meld.values() for u in s] + [u.text for s in rav.values() for u in s]
-    sentences, tokens = text_embeddings(texts, cfg.text_encoder, cache_dir), token_states(texts, cfg.text_encoder,
-                                                                                           cache_dir)
+    sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
     prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
                                                        cache_dir) for k, v in rav.items() if k != "test"},
                                       rav, cfg.speaker_norm_frames)
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    model = new_model(cfg, dims)
     norm = getattr(model, "norm", None)
     if norm is not None:
         train_frames = torch.cat(frames["train"])
@@ -243,7 +241,7 @@ def manifest_inputs(utts: list[Utterance], cfg: TrainConfig, cache_dir: Path,
     by_row = {id(u): f for u, f in zip(with_audio, computed, strict=True)}
     frames = [by_row.get(id(u)) for u in utts]
     texts, encoder = [u.text for u in utts], encoder or cfg.text_encoder
-    sentences, tokens = text_embeddings(texts, encoder, cache_dir), token_states(texts, encoder, cache_dir)
+    sentences, tokens = text_features(texts, encoder, cache_dir)
     return dialogue_inputs(utts, sentences, dims, audio=frames, tokens=tokens)  # type: ignore[arg-type]
 
 
@@ -267,8 +265,7 @@ def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports:
               for k, v in utts.items()}
     y = {k: label_array(v, LABELS) for k, v in utts.items()}
     log.info("manifest train %d / dev %d utterances", len(utts["train"]), len(utts["dev"]))
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
+    model = new_model(cfg, dims)
     norm = getattr(model, "norm", None)
     train_frames = [x.audio for x in inputs["train"] if x.audio is not None]
     if norm is not None and train_frames:

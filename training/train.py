@@ -25,7 +25,7 @@ from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
-from emostream.training.cache import audio_frames, text_embeddings, token_states
+from emostream.training.cache import audio_frames, text_features
 from emostream.training.card import data_card, model_card
 from emostream.training.config import BranchTraining, TrainConfig
 from emostream.training.data.meld import load_meld
@@ -160,8 +160,7 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     meld, rav = load_corpora(cfg, data_dir, every)
 
     texts = [u.text for s in meld.values() for u in s]
-    sentences = text_embeddings(texts, cfg.text_encoder, cache_dir)
-    tokens = token_states(texts, cfg.text_encoder, cache_dir)
+    sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
     prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
                                                        cache_dir) for k, v in rav.items() if k != "test"},
                                       rav, cfg.speaker_norm_frames)
