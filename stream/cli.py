@@ -14,19 +14,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from emostream.models.bundle import BundleError
-from emostream.stream.audio import probe
 from emostream.stream.config import Config, load_config, override
 from emostream.stream.errors import UserError
-from emostream.stream.live_view import LiveView
 from emostream.stream.messages import AudioFrame, EndOfStream
-from emostream.stream.metrics import StreamMetrics
-from emostream.stream.microphone import CaptureStats, capture, list_devices, resolve_device
-from emostream.stream.pipeline import StreamSpec, check_streams, load_runtime, run_streams
+from emostream.stream.observe.live_view import LiveView
+from emostream.stream.observe.metrics import StreamMetrics
+from emostream.stream.pipeline import StreamSpec, check_streams, run_streams
 from emostream.stream.publishers import Publisher
 from emostream.stream.publishers.jsonl import JsonLinesPublisher
 from emostream.stream.publishers.mqtt import MqttPublisher
 from emostream.stream.publishers.zeromq import ZmqPublisher
-from emostream.stream.source import replay, stream_id_for
+from emostream.stream.services.runtime import load_runtime
+from emostream.stream.sources.decode import probe
+from emostream.stream.sources.microphone import CaptureStats, capture, list_devices, resolve_device
+from emostream.stream.sources.replay import replay, stream_id_for
 
 log = logging.getLogger("emo-stream")
 

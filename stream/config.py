@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from emostream.stream.errors import UserError
-from emostream.stream.speakers import SpeakerConfig
-from emostream.stream.vad import VadConfig
+from emostream.stream.stages.speakers import SpeakerConfig
+from emostream.stream.stages.vad import VadConfig
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; refuse anything absurd before parsing it
 

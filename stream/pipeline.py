@@ -1,8 +1,8 @@
-"""Wiring: source → VAD → features → audio-only estimate → ASR → text embedding → context → inference → publishers.
+"""Wiring: a source → the per-stream stages, in the order stream/stages/__init__.py gives → the publishers.
 
-Heavy models are loaded once (:class:`Runtime`) and shared by every stream through services that
-queue and batch work; each stream has its own stages and bounded queues, so one stream's state never
-leaks into another's and one stream's failure ends that stream alone.
+Heavy models are loaded once (:class:`~emostream.stream.services.runtime.Runtime`) and shared by every stream
+through services that queue and batch work; each stream has its own stages and bounded queues, so one stream's
+state never leaks into another's and one stream's failure ends that stream alone.
 """
 
 from __future__ import annotations
@@ -13,90 +13,28 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-import torch
-
-from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
-from emostream.models.features import Extractor, make_extractor
-from emostream.models.packaged import MissingModel
-from emostream.models.text_encoder import TextEncoder
-from emostream.stream.acoustic import AcousticFeatures
 from emostream.stream.config import Config
-from emostream.stream.confirmation import SileroConfirmation
-from emostream.stream.context import ContextBuffer
-from emostream.stream.device import resolve_device
-from emostream.stream.diarization import SpeakerLabelling
-from emostream.stream.embedding import TextEmbedding
 from emostream.stream.errors import UserError
 from emostream.stream.events import EmotionEvent, EstimateEvent, Event, UtteranceEvent
-from emostream.stream.inference import EarlyEstimate, EmotionClassifier, Inference, InferenceService
 from emostream.stream.messages import AudioFrame, EndOfStream, Outgoing
-from emostream.stream.metrics import PrometheusExporter, StreamMetrics
+from emostream.stream.observe.metrics import StreamMetrics
 from emostream.stream.publishers import Publisher
-from emostream.stream.segmentation import Segmentation
-from emostream.stream.speaker_normalisation import SpeakerNormalisation
-from emostream.stream.speakers import SpeakerEncoder
-from emostream.stream.stage import Stage, elapsed_ms, run_stage
-from emostream.stream.transcription import AsrService, Transcriber, Transcription
-from emostream.stream.vad import SAMPLE_RATE
+from emostream.stream.services.runtime import Runtime
+from emostream.stream.stages.acoustic import AcousticFeatures
+from emostream.stream.stages.confirmation import SileroConfirmation
+from emostream.stream.stages.context import ContextBuffer
+from emostream.stream.stages.diarization import SpeakerLabelling
+from emostream.stream.stages.embedding import TextEmbedding
+from emostream.stream.stages.inference import EarlyEstimate, Inference
+from emostream.stream.stages.segmentation import Segmentation
+from emostream.stream.stages.speaker_normalisation import SpeakerNormalisation
+from emostream.stream.stages.stage import Stage, elapsed_ms, run_stage
+from emostream.stream.stages.transcription import Transcription
+from emostream.stream.stages.vad import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 Source = Callable[[asyncio.Event], AsyncIterator[AudioFrame | EndOfStream]]
-
-
-@dataclass
-class Runtime:
-    """The models every stream shares, behind their services."""
-
-    bundle: Bundle
-    asr: AsrService
-    features: Extractor
-    encoder: TextEncoder
-    inference: InferenceService
-    speaker_encoder: SpeakerEncoder | None
-    prometheus: PrometheusExporter | None
-
-    async def close(self) -> None:
-        await self.asr.close()
-        await self.inference.close()
-        if self.prometheus:
-            self.prometheus.close()
-
-
-def load_runtime(cfg: Config) -> Runtime:
-    # Parallelism comes from many streams and from CTranslate2's own threads; torch's intra-op threads
-    # on top of those only contend for the same cores (measured: 40x slower speaker embeddings on 2 cores).
-    torch.set_num_threads(1)
-    device = resolve_device(cfg.model.device)
-    bundle_path = DEFAULT_BUNDLE if cfg.model.bundle == "default" else Path(cfg.model.bundle)
-    bundle = load_bundle(bundle_path, device)
-    prometheus = None
-    if cfg.metrics.prometheus_port:
-        try:
-            prometheus = PrometheusExporter(cfg.metrics.prometheus_host, cfg.metrics.prometheus_port)
-        except OSError as e:
-            where = f"{cfg.metrics.prometheus_host}:{cfg.metrics.prometheus_port}"
-            raise UserError(
-                f"cannot serve Prometheus metrics on {where} ({e.strerror}); pick another metrics.prometheus_port"
-            ) from None
-    try:  # every packaged model: a missing one is a setup error that names what to install
-        asr = AsrService(Transcriber(cfg.asr, device))
-        # Its own Whisper instance even when the bundle asks for the ASR's tiny.en: a CTranslate2 model runs
-        # one call at a time, so sharing would queue every utterance's features behind the decodes.
-        features = make_extractor(bundle.meta.features, device)
-        encoder = TextEncoder(bundle.meta.text_encoder, device)
-    except MissingModel as e:
-        raise UserError(f"{e} (needed by bundle {bundle_path})") from None
-    return Runtime(
-        bundle=bundle,
-        asr=asr,
-        features=features,
-        encoder=encoder,
-        inference=InferenceService(EmotionClassifier(bundle, device), cfg.model.max_batch, cfg.model.max_wait_ms),
-        speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
-        prometheus=prometheus,
-    )
 
 
 @dataclass(frozen=True)

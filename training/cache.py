@@ -24,8 +24,8 @@ from tqdm import tqdm
 from emostream.models import features, whisper_states
 from emostream.models.features import FeatureSpec, make_extractor
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
-from emostream.stream import vad as vad_module
-from emostream.stream.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
+from emostream.stream.stages import vad as vad_module
+from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
 
 log = logging.getLogger(__name__)
 

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     from emostream.models.bundle import load_bundle, save_bundle
-    from emostream.stream.vad import VadConfig
+    from emostream.stream.stages.vad import VadConfig
     from emostream.training.batching import dialogue_inputs, label_array
     from emostream.training.cache import audio_frames, text_features
     from emostream.training.card import calibration_note, model_card

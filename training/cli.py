@@ -56,8 +56,8 @@ def train_main(argv: list[str] | None = None) -> int:
                         "amp key (default true) turns on float16 mixed precision; the bundle is saved from the CPU")
     _common(p)
     args = p.parse_args(argv)
-    from emostream.stream.device import resolve_device
     from emostream.stream.errors import UserError
+    from emostream.stream.services.device import resolve_device
     from emostream.training.config import load_config
 
     try:

@@ -16,7 +16,7 @@ from emostream.models.interface import ModelDims, build_model
 from emostream.models.labels import LABELS
 from emostream.models.text_encoder import TextEncoderSpec
 from emostream.models.text_top import check_spec
-from emostream.stream.vad import VadConfig
+from emostream.stream.stages.vad import VadConfig
 
 Weighting = Literal["none", "balanced", "sqrt"]
 

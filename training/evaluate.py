@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from emostream.models.bundle import Bundle
-from emostream.stream.vad import VadConfig
+from emostream.stream.stages.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
 from emostream.training.data.meld import load_meld

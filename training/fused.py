@@ -33,7 +33,7 @@ from emostream.models.interface import EmotionModel, ModelDims, drop_modalities
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
 from emostream.models.text_encoder import TextEncoderSpec
-from emostream.stream.vad import VadConfig
+from emostream.stream.stages.vad import VadConfig
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features

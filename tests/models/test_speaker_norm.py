@@ -11,7 +11,7 @@ import torch
 from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
 from emostream.models.speaker_norm import SpeakerNorm, SpeakerPrior, normalise_all, normalise_running
 from emostream.stream.messages import Acoustic, Utterance
-from emostream.stream.speaker_normalisation import SpeakerNormalisation
+from emostream.stream.stages.speaker_normalisation import SpeakerNormalisation
 from emostream.training.data.records import Utterance as Record
 from emostream.training.speaker_frames import heard_frames, normalised_splits
 

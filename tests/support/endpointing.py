@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from emostream.stream.confirmation import SileroConfirmation
-from emostream.stream.vad import SAMPLE_RATE, VadConfig, segment_all
+from emostream.stream.stages.confirmation import SileroConfirmation
+from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig, segment_all
 from tests.support import dialogues as dlg
 
 

@@ -231,7 +231,7 @@ class PulseMic:
 
 async def _capture(out: Path, device: str, frame_samples: int, channels: int) -> None:
     from emostream.stream.messages import EndOfStream
-    from emostream.stream.microphone import CaptureStats, capture
+    from emostream.stream.sources.microphone import CaptureStats, capture
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--channels", type=int, default=1)
     a = p.parse_args(argv)
     if a.cmd == "list":
-        from emostream.stream.microphone import list_devices
+        from emostream.stream.sources.microphone import list_devices
 
         print(list_devices())
         return 0

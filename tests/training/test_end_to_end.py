@@ -14,7 +14,7 @@ import yaml
 from emostream.models.bundle import load_bundle
 from emostream.models.features import FeatureSpec
 from emostream.models.labels import LABELS
-from emostream.stream.vad import VadConfig
+from emostream.stream.stages.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_embeddings
 from emostream.training.cli import eval_main, train_main

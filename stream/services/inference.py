@@ -1,0 +1,107 @@
+"""Fusion inference shared by every stream: a service that micro-batches requests from all streams.
+
+The model runs on one batch three ways (both modalities, audio only, text only), so every event
+carries per-modality scores whatever the architecture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import torch
+
+from emostream.models.bundle import Bundle
+from emostream.models.collate import UtteranceInput, collate
+
+Scores = dict[str, dict[str, float] | None]
+
+
+class EmotionClassifier:
+    def __init__(self, bundle: Bundle, device: torch.device) -> None:
+        self.bundle = bundle
+        self.device = device
+        self.labels = bundle.meta.labels
+
+    @torch.inference_mode()
+    def classify(self, items: list[UtteranceInput]) -> list[Scores]:
+        """Per item: probabilities for ``fused``, ``audio`` and ``text`` (None where that modality is absent).
+
+        With one modality present the fused output is that modality's (models honour the masks), so the
+        single-modality passes run only on the rows that have both: an audio-only estimate costs one pass.
+        """
+        batch = collate(items, self.bundle.meta.dims).to(self.device)
+        model = self.bundle.model
+        fused = model(batch).softmax(-1).cpu()
+        has_audio, has_text = batch.has_audio.cpu(), batch.has_text.cpu()
+        probs = {"fused": fused, "audio": fused.clone(), "text": fused.clone()}
+        both = (has_audio & has_text).nonzero().squeeze(1)
+        if len(both):
+            subset = batch.rows(both.to(self.device))
+            probs["audio"][both] = model(subset.with_modalities(audio=True, text=False)).softmax(-1).cpu()
+            probs["text"][both] = model(subset.with_modalities(audio=False, text=True)).softmax(-1).cpu()
+        present = {"fused": has_audio | has_text, "audio": has_audio, "text": has_text}
+        return [
+            {
+                kind: (dict(zip(self.labels, map(float, p[i]), strict=True)) if present[kind][i] else None)
+                for kind, p in probs.items()
+            }
+            for i in range(len(items))
+        ]
+
+
+@dataclass
+class _Request:
+    item: UtteranceInput
+    done: asyncio.Future[Scores]
+
+
+class InferenceService:
+    """Collects requests from all streams for up to ``max_wait_ms`` (or ``max_batch`` of them) and runs
+    them as one batch: on a GPU many streams then cost about as much as one."""
+
+    def __init__(self, classifier: EmotionClassifier, max_batch: int, max_wait_ms: float) -> None:
+        self.classifier = classifier
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self._requests: asyncio.Queue[_Request] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.items = 0
+
+    async def classify(self, item: UtteranceInput) -> Scores:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="inference-service")
+        req = _Request(item, asyncio.get_running_loop().create_future())
+        await self._requests.put(req)
+        return await req.done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._requests.get()]
+            deadline = time.monotonic() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(await asyncio.wait_for(self._requests.get(), deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+            batch = [r for r in batch if not r.done.cancelled()]
+            if not batch:
+                continue
+            try:
+                results = await asyncio.to_thread(self.classifier.classify, [r.item for r in batch])
+            except Exception as e:  # one bad input must not stall the streams batched with it
+                for r in batch:
+                    if not r.done.cancelled():
+                        r.done.set_exception(e)
+                continue
+            self.batches += 1
+            self.items += len(batch)
+            for r, result in zip(batch, results, strict=True):
+                if not r.done.cancelled():
+                    r.done.set_result(result)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()

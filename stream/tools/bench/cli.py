@@ -1,0 +1,88 @@
+"""``emo-bench``: streaming latency and throughput of emo-stream, side by side with a naive pipeline (issue 6).
+
+Runs each job in its own subprocess (jobs.py, worker.py) and writes the report (report.py); the package
+docstring says what it measures and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from emostream.stream.tools.bench.configs import ASR_SETTINGS, QUICK_ASR_SETTINGS
+from emostream.stream.tools.bench.dialogues import example_dialogue, real_dialogues, repo_root, shortened
+from emostream.stream.tools.bench.jobs import fast_runs, realtime_runs, run_in_subprocess
+from emostream.stream.tools.bench.report import report, write
+from emostream.stream.tools.bench.worker import worker_main
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emo-bench", description=__doc__.splitlines()[0])
+    p.add_argument("--streams", default="1,2,4,8,16", help="concurrent real-time stream counts (default 1,2,4,8,16)")
+    p.add_argument("--fast-streams", default="1,4", help="stream counts for fast replay (default 1,4)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: the first 2 turns of the example, 1 real-time stream, 1 fast stream, 2 ASR rows")
+    p.add_argument("--no-asr", action="store_true", help="skip the ASR window/threads sub-benchmark")
+    p.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for results.json, latency_hist.png")
+    p.add_argument("--from-results", type=Path, metavar="JSON",
+                   help="re-render the tables and histogram from a saved results.json instead of measuring")
+    p.add_argument("--worker", nargs=2, type=Path, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
+    return p
+
+
+def stream_counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise SystemExit(f"emo-bench: --streams takes numbers separated by commas, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise SystemExit(f"emo-bench: stream counts must be ≥ 1, got {text!r}")
+    return counts
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}, CPU only"
+
+
+def collect(a: argparse.Namespace, workdir: Path) -> dict:
+    """Builds the dialogues and runs every job: the raw material of the report, kept whole in results.json."""
+    root = repo_root()
+    example = example_dialogue(root)
+    if a.quick:
+        dialogues = [shortened(example, 2, workdir)]
+        streams, fast_streams, asr_settings = [1], [1], QUICK_ASR_SETTINGS
+    else:
+        dialogues = [example, *real_dialogues(root, workdir)]
+        streams, fast_streams, asr_settings = stream_counts(a.streams), stream_counts(a.fast_streams), ASR_SETTINGS
+    loadavg_before = os.getloadavg()
+    rt_raw = realtime_runs(streams, dialogues, workdir)
+    fast_raw = fast_runs(fast_streams, dialogues, workdir)
+    asr_raw = None if a.no_asr else run_in_subprocess(
+        {"kind": "asr", "settings": asr_settings, "dialogues": [d.__dict__ for d in dialogues]}, workdir, 900)
+    return {"command": " ".join(["emo-bench", *sys.argv[1:]]), "machine": machine(),
+            "measured": datetime.datetime.now().isoformat(timespec="minutes"), "loadavg_before": loadavg_before,
+            "loadavg_after": os.getloadavg(), "dialogues": [d.__dict__ for d in dialogues],
+            "raw": {"realtime": rt_raw, "fast_replay": fast_raw, "asr": asr_raw}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if a.worker:
+        return worker_main(*a.worker)
+    if a.from_results:
+        write(report(json.loads(a.from_results.read_text())), a.out)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="emo-bench-") as tmp:
+        collected = collect(a, Path(tmp))
+    write(report(collected), a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Figures of one job from its raw events: latency percentiles, stage medians, completeness, WER, resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emostream.stream.tools.bench.configs import LAG_LIMIT_S, P95_LIMIT_MS
+from emostream.stream.tools.bench.scoring import match, pct, word_error_rate
+
+
+def summarise_streams(raw: dict) -> dict:
+    """Latency percentiles, stage medians, completeness and WER of one stream job (from its raw events)."""
+    job = raw["job"]
+    summary: dict[str, Any] = {"config": job["config"], "streams": job["streams"], "realtime": job["realtime"]}
+    if "failed" in raw:
+        return summary | {"failed": raw["failed"]}
+    events = raw["events"]
+    finals = [e for e in events if e["type"] == "emotion"]
+    estimates = [e for e in events if e["type"] == "emotion_estimate"]
+    last_metrics = {e["stream_id"]: e for e in events if e["type"] == "metrics"}
+    pairs, turns, matched, live = [], 0, 0, []
+    for sid, s in raw["streams"].items():
+        mine = [e for e in finals if e["stream_id"] == sid]
+        got = match(mine, s["dialogue"]["turns"])
+        turns += len(got)
+        matched += sum(e is not None for e in got)
+        pairs += [(t["text"], e["transcript"] if e else "") for t, e in zip(s["dialogue"]["turns"], got, strict=True)]
+        live += [(e["arrival"] - (s["t0"] + e["end_s"])) * 1000 for e in mine]
+    e2e = [e["latency_ms"]["end_to_end"] for e in finals]
+    hang = [e["latency_ms"]["endpoint"] for e in finals]
+    est = [e["latency_ms"]["end_to_end"] - e["latency_ms"]["endpoint"] for e in estimates]
+    stages = sorted({k for e in finals for k in e["latency_ms"]} - {"end_to_end"})
+    audio_s = sum(s["dialogue"]["duration_s"] for s in raw["streams"].values())
+    longest = max(s["dialogue"]["duration_s"] for s in raw["streams"].values())  # the wall time a paced run needs
+    lag = max((s["lag_s"] for s in raw["streams"].values()), default=0.0)
+    summary |= {
+        "turns": turns, "finals": len(finals), "matched": matched, "all_finals": matched == turns == len(finals),
+        "final_ms": {q: pct(e2e, q) for q in (50, 95, 99)},
+        "live_ms": {q: pct(live, q) for q in (50, 95, 99)},
+        "hangover_ms": {q: pct(hang, q) for q in (50, 95)},
+        "final_minus_hangover_ms": {q: pct([a - b for a, b in zip(e2e, hang, strict=True)], q) for q in (50, 95)},
+        "estimate_ms": {q: pct(est, q) for q in (50, 95)},
+        "stages_ms": {k: pct([e["latency_ms"][k] for e in finals if k in e["latency_ms"]], 50) for k in stages},
+        "partials": sum(e["type"] == "partial" for e in events),
+        "dropped_partials": sum(m["dropped_partials"] for m in last_metrics.values()),
+        "audio_s": audio_s, "wall_s": raw["wall_s"], "rtf": raw["wall_s"] / longest,
+        "speed_x": audio_s / raw["wall_s"], "source_lag_s": lag, "cpu_cores": raw["cpu_cores"],
+        "peak_rss_mib": raw["peak_rss_mib"], "wer": word_error_rate(pairs), "errors": raw["errors"],
+        "loadavg": raw["loadavg"],
+    }
+    p95_live = summary["live_ms"][95]
+    summary["kept_up"] = bool(job["realtime"] and summary["all_finals"] and not raw["errors"]
+                              and p95_live is not None and p95_live <= P95_LIMIT_MS and lag <= LAG_LIMIT_S)
+    return summary
+
+
+def summarise_asr(raw: dict) -> list[dict]:
+    if "failed" in raw:
+        return [{"failed": raw["failed"]}]
+    return [{k: v for k, v in r.items() if k not in ("decode_ms", "hypotheses")}
+            | {"median_ms": pct(r["decode_ms"], 50), "p95_ms": pct(r["decode_ms"], 95)} for r in raw["rows"]]

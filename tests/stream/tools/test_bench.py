@@ -1,0 +1,52 @@
+"""``emo-bench --quick``: the benchmark runs end to end and reports sane numbers (no timing thresholds: the
+machine is shared, so only the shape and the sanity of the figures are checked, never their size)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from emostream.stream.tools.bench.scoring import edit_distance, word_error_rate
+
+
+def test_word_error_rate_counts_edits_over_reference_words():
+    assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
+    assert word_error_rate([("Hello, world!", "hello world"), ("one two", "one")]) == 1 / 4
+
+
+def test_quick_benchmark_prints_tables_and_writes_results(tmp_path):
+    out = tmp_path / "bench"
+    p = subprocess.run([sys.executable, "-m", "emostream.stream.tools.bench.cli", "--quick", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = {line.split("|")[1].strip() + "/" + line.split("|")[2].strip()
+            for line in p.stdout.splitlines() if line.startswith("| ")}
+    for section in ("### Issue 6 targets", "### Real-time streams: end of speech", "### Real-time streams: resources",
+                    "### Per-stage breakdown", "### emo-stream vs naive", "### Fast replay throughput",
+                    "### ASR alone on ground-truth-cut turns"):
+        assert section in p.stdout, section
+    assert {"emo-stream/1", "naive/1", "30/1", "10/1"} <= rows, rows
+    assert "failed" not in p.stdout
+
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "latency_hist.png").stat().st_size > 1000
+    assert (out / "benchmark.md").read_text() in p.stdout
+    assert [(r["config"], r["streams"]) for r in results["realtime"]] == [("emo-stream", 1), ("naive", 1)]
+    for run in results["realtime"] + results["fast_replay"]:
+        assert run["all_finals"] and run["finals"] == run["turns"] == 2, run
+        assert 0.0 <= run["wer"] <= 1.0
+        assert run["final_ms"]["50"] > 0 and run["final_ms"]["95"] >= run["final_ms"]["50"]
+        assert run["speed_x"] > 0 and run["peak_rss_mib"] > 0 and run["cpu_cores"] > 0
+    for run in results["realtime"]:
+        assert run["hangover_ms"]["50"] > 0 and run["estimate_ms"]["50"] > 0
+        assert run["final_minus_hangover_ms"]["50"] > 0
+        # ASR and text embedding are 0 ms after the endpoint when their speculative work finished within the
+        # hangover; the naive pipeline does not speculate, so it pays for both after the endpoint.
+        assert set(run["stages_ms"]) >= {"asr", "features", "inference", "text_embedding"}
+        assert run["stages_ms"]["asr"] >= 0 and run["stages_ms"]["text_embedding"] >= 0
+        if run["config"] == "naive":
+            assert run["stages_ms"]["asr"] > 0 and run["stages_ms"]["text_embedding"] > 0
+    assert [(r["window_s"], r["threads"]) for r in results["asr"]] == [(30.0, 2), (10.0, 2)]
+    for row in results["asr"]:
+        assert row["median_ms"] > 0 and 0.0 <= row["wer"] <= 1.0
