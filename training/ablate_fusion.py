@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from emostream.training.cli import add_data_options
+from emostream.training.options import add_data_options
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from emostream.training.cli import add_data_options
+from emostream.training.options import add_data_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.training.data.meld import load_meld
     from emostream.training.metrics import scores
     from emostream.training.paths import default_cache_dir, default_data_dir
-    from emostream.training.train import fit_branch, new_model
+    from emostream.training.runs import new_model
+    from emostream.training.train import fit_branch
 
     cfg = load_config(args.config)
     if cfg.text_training is None:

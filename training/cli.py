@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from emostream.models.bundle import DEFAULT_BUNDLE
+from emostream.training.options import add_data_options
 from emostream.training.paths import default_cache_dir, default_data_dir
 
 
@@ -23,14 +24,6 @@ def _setup(threads: int, log_file: Path | None, append: bool = False) -> None:
         handlers.append(logging.FileHandler(log_file, mode="a" if append else "w"))  # a resumed run keeps its log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers,
                         force=True)
-
-
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """``--data`` and ``--cache``, for every command that reads the corpora."""
-    p.add_argument("--data", type=Path, default=None,
-                   help="folder with meld/ and ravdess/ (default: $EMO_STREAM_DATA or ../shared/data beside the repo)")
-    p.add_argument("--cache", type=Path, default=None,
-                   help="feature cache (default: $EMO_STREAM_CACHE, .cache/ of the checkout or ~/.cache/emo-stream)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -22,8 +22,10 @@ from emostream.models.bundle import Bundle
 from emostream.stream.stages.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
+from emostream.training.data.manifest import load_manifest
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
+from emostream.training.manifest_inputs import manifest_inputs
 from emostream.training.metrics import scores, write_report
 from emostream.training.pairs import PAIR_SEED, match_labels, paired_inputs
 from emostream.training.speaker_frames import heard_frames
@@ -97,9 +99,6 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
 
 def _evaluate_manifest(bundle: Bundle, manifest: Path, split: str, cache_dir: Path,
                        reports: Path) -> dict[str, dict[str, Any]]:
-    from emostream.training.data.manifest import load_manifest
-    from emostream.training.fused import manifest_inputs
-
     meta, model = bundle.meta, bundle.model
     utts = load_manifest(manifest, corpus="manifest")
     vad = VadConfig(**meta.data_card["vad"]) if "vad" in meta.data_card else VadConfig()

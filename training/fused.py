@@ -28,26 +28,25 @@ from torch import nn
 
 from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
-from emostream.models.features import FeatureSpec
-from emostream.models.interface import EmotionModel, ModelDims, drop_modalities
+from emostream.models.interface import EmotionModel, drop_modalities
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
-from emostream.models.text_encoder import TextEncoderSpec
-from emostream.stream.stages.vad import VadConfig
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
-from emostream.training.calibrate import calibrate_output
-from emostream.training.card import fused_data_card, fused_model_card, manifest_model_card
 from emostream.training.config import TrainConfig
+from emostream.training.corpora import load_corpora
 from emostream.training.data.manifest import load_manifest
-from emostream.training.data.records import Utterance
+from emostream.training.data_card import fused_data_card
 from emostream.training.evaluate import evaluate
 from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
+from emostream.training.manifest_inputs import manifest_frames, manifest_inputs
 from emostream.training.metrics import scores, summary
+from emostream.training.model_card import fused_model_card, manifest_model_card
 from emostream.training.pairs import match_labels, paired_inputs
-from emostream.training.speaker_frames import heard_frames, normalised_splits, steady_frames
-from emostream.training.train import TrainingRun, class_weights, export_bundle, load_corpora, new_model
+from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
+from emostream.training.speaker_frames import normalised_splits
+from emostream.training.temperature import calibrate_output
 
 log = logging.getLogger(__name__)
 
@@ -216,33 +215,6 @@ def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: P
     save_bundle(out, model, bundle.meta, fused_model_card(bundle.meta, results))
     log.info("exported %s in %.0f s", out, time.time() - t0)
     return TrainingRun(model=model, results=results)
-
-
-def manifest_frames(utts: list[Utterance], features: FeatureSpec, vad: VadConfig,
-                    cache_dir: Path) -> tuple[list[Utterance], list[torch.Tensor]]:
-    """The rows that have audio, and their raw frames."""
-    with_audio = [u for u in utts if u.audio is not None]
-    return with_audio, audio_frames([u.audio for u in with_audio], features, vad, cache_dir)  # type: ignore[misc]
-
-
-def manifest_inputs(utts: list[Utterance], cfg: TrainConfig, cache_dir: Path,
-                    encoder: TextEncoderSpec | None = None, features: FeatureSpec | None = None,
-                    vad: VadConfig | None = None, dims: ModelDims | None = None,
-                    speaker_norm: tuple[SpeakerPrior, bool] | None = None) -> list[UtteranceInput]:
-    """Model inputs of manifest records: real audio and text of the same utterance where the row has both, and
-    past-only context from the row's dialogue. ``speaker_norm``: the prior and whether these are training rows
-    (steady-state statistics) rather than scored ones (running statistics in the manifest's order)."""
-    features, vad, dims = features or cfg.features, vad or cfg.vad, dims or cfg.dims()
-    with_audio, computed = manifest_frames(utts, features, vad, cache_dir)
-    if speaker_norm is not None:
-        prior, training = speaker_norm
-        computed = steady_frames(computed, with_audio, prior) if training else \
-            heard_frames(computed, with_audio, prior, shuffle=False)
-    by_row = {id(u): f for u, f in zip(with_audio, computed, strict=True)}
-    frames = [by_row.get(id(u)) for u in utts]
-    texts, encoder = [u.text for u in utts], encoder or cfg.text_encoder
-    sentences, tokens = text_features(texts, encoder, cache_dir)
-    return dialogue_inputs(utts, sentences, dims, audio=frames, tokens=tokens)  # type: ignore[arg-type]
 
 
 def run_manifest_training(cfg: TrainConfig, out: Path, cache_dir: Path, reports: Path, resume: bool = False,

@@ -12,42 +12,31 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emostream.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
+from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
-from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, build_model
+from emostream.models.interface import EmotionBatch, EmotionModel
 from emostream.models.labels import LABELS
-from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
-from emostream.training.card import data_card, model_card
 from emostream.training.config import BranchTraining, TrainConfig
-from emostream.training.data.meld import load_meld
-from emostream.training.data.ravdess import load_ravdess
-from emostream.training.data.records import Utterance
+from emostream.training.corpora import load_corpora
+from emostream.training.data_card import data_card
 from emostream.training.evaluate import evaluate
 from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
 from emostream.training.metrics import scores, summary
+from emostream.training.model_card import model_card
+from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
 from emostream.training.speaker_frames import normalised_splits
-from emostream.training.splits import split_ravdess, subsample
 
 log = logging.getLogger(__name__)
 Branch = Literal["audio", "text"]
-
-
-def class_weights(y: np.ndarray, num_classes: int, how: str) -> torch.Tensor | None:
-    """Loss weights against class imbalance: inverse frequency ("balanced"), its square root, or none."""
-    if how == "none":
-        return None
-    counts = np.bincount(y, minlength=num_classes).astype(float)
-    w = np.divide(counts.sum() / num_classes, counts, out=np.zeros_like(counts), where=counts > 0)
-    return torch.tensor(np.sqrt(w) if how == "sqrt" else w, dtype=torch.float32)
 
 
 @dataclass
@@ -108,42 +97,6 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     return BranchResult(best_epoch=loop.best_epoch, best_dev=loop.best, epochs_run=loop.epoch, seconds=loop.seconds(),
                         train_loss=loop.loss)
 
-
-def new_model(cfg: TrainConfig, dims: ModelDims) -> EmotionModel:
-    """The config's model, seeded, with tuned text layers (if any) starting from the packaged encoder's weights."""
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
-    if (top := getattr(model, "text_top", None)) is not None:
-        top.load_pretrained()
-    return model
-
-
-@dataclass
-class TrainingRun:
-    model: EmotionModel  # as trained, in memory (the bundle holds the same weights)
-    results: dict[str, dict[str, Any]]  # held-out test results by condition
-
-
-def export_bundle(cfg: TrainConfig, model: EmotionModel, card_data: dict[str, Any],
-                  card: Callable[[BundleMeta, dict], str], out: Path,
-                  speaker_norm: SpeakerPrior | None = None) -> Bundle:
-    """Saves the trained model as a bundle and loads it back: scores are taken on exactly what was exported."""
-    meta = BundleMeta(id=cfg.bundle_id, architecture=cfg.model.architecture, hparams=cfg.model.hparams,
-                      dims=cfg.dims(), labels=LABELS, features=cfg.features, text_encoder=cfg.text_encoder,
-                      data_card=card_data, speaker_norm=speaker_norm)
-    save_bundle(out, model, meta, card(meta, {}))
-    return load_bundle(out)
-
-
-def load_corpora(cfg: TrainConfig, data_dir: Path, every: int) -> tuple[dict[str, list[Utterance]],
-                                                                       dict[str, list[Utterance]]]:
-    """MELD train/dev and the RAVDESS actor splits, keeping every ``every``-th dialogue/clip (smoke runs)."""
-    assert cfg.splits is not None
-    meld = {s: subsample(load_meld(data_dir, s), every) for s in ("train", "dev")}
-    rav = {k: subsample(v, every) for k, v in split_ravdess(load_ravdess(data_dir), cfg.splits).items()}
-    log.info("MELD train %d / dev %d utterances; RAVDESS train %d / dev %d / test %d clips",
-             len(meld["train"]), len(meld["dev"]), len(rav["train"]), len(rav["dev"]), len(rav["test"]))
-    return meld, rav
 
 
 def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,

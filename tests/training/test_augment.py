@@ -10,7 +10,7 @@ from emostream.models.collate import UtteranceInput, collate
 from emostream.models.features import FeatureExtractor, FeatureSpec
 from emostream.models.interface import ModelDims
 from emostream.training.augment import augment_audio
-from emostream.training.train import class_weights
+from emostream.training.runs import class_weights
 
 
 def _tone() -> torch.Tensor:

@@ -23,17 +23,17 @@ from emostream.models.interface import ModelDims
 from emostream.models.labels import LABELS
 from emostream.models.text_encoder import TextEncoderSpec
 from emostream.models.zoo import default_inputs
-from emostream.training.calibrate import (
+from emostream.training.cli import eval_main, train_main
+from emostream.training.config import ConfigError, load_config, parse_config
+from emostream.training.fused import Group, fit_fused
+from emostream.training.pairs import match_labels, paired_inputs
+from emostream.training.temperature import (
     calibrate_branches,
     fit_temperature,
     fit_text_reference,
     fold_temperature,
     output_layer,
 )
-from emostream.training.cli import eval_main, train_main
-from emostream.training.config import ConfigError, load_config, parse_config
-from emostream.training.fused import Group, fit_fused
-from emostream.training.pairs import match_labels, paired_inputs
 from tests import REPO_ROOT
 
 ARCHS = ("pconv_blstm", "cbla_bilstm", "melcnn_bigru", "multab", "dialogue_bilstm_mha")
