@@ -14,16 +14,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from emostream.models.bundle import BundleError
-from emostream.stream.config import Config, load_config, override
+from emostream.stream.config import Config, load_config
 from emostream.stream.errors import UserError
+from emostream.stream.flags import add_common_flags, apply_common_flags, publishers_for
 from emostream.stream.messages import AudioFrame, EndOfStream
 from emostream.stream.observe.live_view import LiveView
 from emostream.stream.observe.metrics import StreamMetrics
 from emostream.stream.pipeline import StreamSpec, check_streams, run_streams
 from emostream.stream.publishers import Publisher
-from emostream.stream.publishers.jsonl import JsonLinesPublisher
-from emostream.stream.publishers.mqtt import MqttPublisher
-from emostream.stream.publishers.zeromq import ZmqPublisher
 from emostream.stream.services.runtime import load_runtime
 from emostream.stream.sources.decode import probe
 from emostream.stream.sources.microphone import CaptureStats, capture, list_devices, resolve_device
@@ -45,21 +43,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     p.add_argument("--view", action=argparse.BooleanOptionalAction, default=None,
                    help="live terminal view on stderr (default: on with --mic when stderr is a terminal)")
-    p.add_argument("--config", type=Path, help="YAML config (see configs/default.yaml)")
     p.add_argument("--realtime", action="store_true", help="pace files like live sources")
     p.add_argument("--stream-id", action="append", default=[],
                    help="id used in events and topics, one per --replay in order (default: the file name)")
     p.add_argument("--channels", help="speaker names per channel, comma-separated (e.g. agent,customer)")
-    p.add_argument("--bundle", help="model bundle directory (default: the shipped bundle)")
-    p.add_argument("--model-device", help="where models run: auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-partials", action="store_true", help="do not publish partial transcripts")
-    p.add_argument("--no-stdout", action="store_true", help="do not print events on stdout")
-    p.add_argument("--jsonl", type=Path, metavar="FILE", help="append events to this JSON Lines file")
-    p.add_argument("--zmq", metavar="ENDPOINT", help="publish on a ZeroMQ PUB socket bound here (tcp://host:port)")
-    p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish to this MQTT broker (QoS 1)")
-    p.add_argument("--mqtt-topic-prefix", help="MQTT/ZeroMQ topic prefix (default: emostream)")
-    p.add_argument("--prometheus-port", type=int, help="serve Prometheus metrics on this port")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    add_common_flags(p)  # config, models, publishers: shared with `emo-stream serve`
     return p
 
 
@@ -67,39 +55,7 @@ def apply_flags(cfg: Config, a: argparse.Namespace) -> Config:
     source: dict = {"realtime": True} if a.realtime else {}
     if a.channels:
         source["channel_names"] = tuple(c.strip() for c in a.channels.split(","))
-    model = {k: v for k, v in (("bundle", a.bundle), ("device", a.model_device)) if v}
-    asr = {"partial_interval_ms": 0} if a.no_partials else {}
-    publish: dict = {}
-    if a.no_stdout:
-        publish["stdout"] = False
-    if a.jsonl:
-        publish["jsonl"] = str(a.jsonl)
-    zmq = {"enabled": True, "endpoint": a.zmq} if a.zmq else {}
-    mqtt: dict = {}
-    if a.mqtt:
-        host, _, port = a.mqtt.rpartition(":") if ":" in a.mqtt else (a.mqtt, "", "")
-        if not port.isdigit() and port:
-            raise UserError(f"--mqtt {a.mqtt!r}: the port must be a number (HOST or HOST:PORT)")
-        mqtt = {"enabled": True, "host": host} | ({"port": int(port)} if port else {})
-    if a.mqtt_topic_prefix:
-        mqtt["topic_prefix"] = a.mqtt_topic_prefix
-    metrics = {"prometheus_port": a.prometheus_port} if a.prometheus_port is not None else {}
-    return override(cfg, source=source, model=model, asr=asr, publish=publish, metrics=metrics,
-                    **{"publish.zmq": zmq, "publish.mqtt": mqtt})
-
-
-def publishers_for(cfg: Config) -> list[Publisher]:
-    out: list[Publisher] = []
-    pc = cfg.publish
-    if pc.stdout:
-        out.append(JsonLinesPublisher(None))
-    if pc.jsonl:
-        out.append(JsonLinesPublisher(Path(pc.jsonl)))
-    if pc.zmq.enabled:
-        out.append(ZmqPublisher(pc.zmq, pc.mqtt.topic_prefix))
-    if pc.mqtt.enabled:
-        out.append(MqttPublisher(pc.mqtt, "emo-stream"))
-    return out
+    return apply_common_flags(cfg, a, source=source)
 
 
 def stream_specs(a: argparse.Namespace, cfg: Config, stats: CaptureStats) -> list[StreamSpec]:
@@ -173,6 +129,11 @@ def on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # live calls over the network: stream/server/
+        from emostream.stream.server.command import main as serve_main
+
+        return serve_main(argv[1:])
     a = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, stream=sys.stderr,
                         format="emo-stream: %(levelname)s: %(message)s")

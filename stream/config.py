@@ -121,6 +121,36 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """``emo-stream serve``: the WebSocket ingest. Tokens come from the environment (``EMO_STREAM_TOKENS``),
+    never from this file, so that a config can be shared without its secrets."""
+
+    host: str = "127.0.0.1"  # 0.0.0.0 to accept calls from other machines
+    port: int = 8080
+    require_token: bool = True  # false serves without authentication (a trusted network only)
+    max_calls: int = 16  # more concurrent calls are refused (WebSocket close 1013 "server full")
+    max_message_bytes: int = 65536  # a larger WebSocket message closes its connection (1009)
+    idle_timeout_s: float = 30.0  # a connection that sends nothing this long is closed (1001)
+    tls_cert: str = ""  # certificate chain (PEM): serve https/wss; needs tls_key
+    tls_key: str = ""
+    twilio_roles: tuple[str, ...] = ("customer", "agent")  # speaker of Twilio's inbound, outbound track
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"server.port: must be 0..65535, got {self.port}")
+        if self.max_calls < 1:
+            raise ValueError(f"server.max_calls: must be at least 1, got {self.max_calls}")
+        if self.max_message_bytes < 1024:
+            raise ValueError(f"server.max_message_bytes: must be at least 1024, got {self.max_message_bytes}")
+        if self.idle_timeout_s <= 0:
+            raise ValueError(f"server.idle_timeout_s: must be positive, got {self.idle_timeout_s}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("server.tls_cert and server.tls_key: give both or neither")
+        if len(self.twilio_roles) != 2 or not all(self.twilio_roles):
+            raise ValueError(f"server.twilio_roles: two names (inbound, outbound), got {list(self.twilio_roles)}")
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -129,6 +159,7 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)  # mono streams only; stereo uses channels
+    server: ServerConfig = field(default_factory=ServerConfig)  # emo-stream serve only
 
 
 def build(cls: type, data: Any, where: str) -> Any:

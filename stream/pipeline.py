@@ -48,6 +48,8 @@ class StreamSpec:
     # transcripts: in a fast replay they are stale before anyone sees them and cost ~15 % of its throughput.
     live: bool = True
     input_overruns: Callable[[], int] = lambda: 0
+    # Speaker name per channel for this stream alone (a network call names its own); None: source.channel_names.
+    channel_names: tuple[str, ...] | None = None
 
 
 class StreamPipeline:
@@ -55,8 +57,9 @@ class StreamPipeline:
         meta = runtime.bundle.meta
         self.spec, self.cfg, self.publishers = spec, cfg, publishers
         self.transcription = Transcription(runtime.asr, cfg.asr)
+        names = cfg.source.channel_names if spec.channel_names is None else spec.channel_names
         self.stages: list[Stage] = [
-            Segmentation(spec.stream_id, cfg.vad, cfg.source.channel_names,
+            Segmentation(spec.stream_id, cfg.vad, names,
                          cfg.asr.partial_interval_ms if spec.live else 0,
                          cfg.asr.speculate_after_ms),
             AcousticFeatures(runtime.features),
@@ -67,7 +70,7 @@ class StreamPipeline:
             ContextBuffer(meta.dims.context_size, meta.dims.text_dim),
             Inference(runtime.inference, meta.id),
         ]
-        if runtime.speaker_encoder is not None and spec.channels == 1 and not cfg.source.channel_names:
+        if runtime.speaker_encoder is not None and spec.channels == 1 and not names:
             self.stages.insert(1, SpeakerLabelling(cfg.speakers, runtime.speaker_encoder))
         if cfg.vad.confirm_with_silero:
             self.stages.insert(1, SileroConfirmation(cfg.vad))

@@ -22,6 +22,10 @@ def test_documented_defaults_are_the_defaults():
     ("source: [1, 2]\n", "source: expected a mapping"),
     ("asr: {beam_size: true}\n", "asr.beam_size: expected int"),
     ("model: {bundle: 3\n", "not valid YAML"),
+    ("server: {max_calls: 0}\n", "server.max_calls"),
+    ("server: {tls_cert: a.pem}\n", "server.tls_cert and server.tls_key"),
+    ("server: {twilio_roles: [customer]}\n", "server.twilio_roles"),
+    ("server: {tokens: abc}\n", "'server.tokens'"),
 ])
 def test_errors_name_the_key(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"

@@ -1,0 +1,124 @@
+"""The aiohttp application: token check, capacity, and one loop per WebSocket connection.
+
+A connection's faults are its own: a malformed message closes that connection with the parser's close code and
+reason (:class:`ProtocolError`); a client that vanishes, a ``stop`` message, an idle timeout or the server's
+shutdown all end the call the same way: the audio received so far is finalised and published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+
+from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractAccessLogger
+
+from emostream.stream.config import Config, ServerConfig
+from emostream.stream.errors import UserError
+from emostream.stream.server import auth
+from emostream.stream.server.calls import Calls
+from emostream.stream.server.ingest import Ingest, NativeIngest, TwilioIngest
+from emostream.stream.server.protocol import GOING_AWAY, NORMAL, TRY_AGAIN_LATER, ProtocolError
+
+log = logging.getLogger("emo-stream.server")
+CALLS = web.AppKey("calls", Calls)
+TOKENS = web.AppKey("tokens", tuple)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path and status only: the query string (where a ``token`` may be) is never written."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %.3fs", request.method, request.path, response.status, time)
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Callable) -> web.StreamResponse:
+    if not auth.allowed(request, request.app[TOKENS]):
+        log.warning("refused %s %s from %s: missing or wrong token", request.method, request.path, request.remote)
+        raise web.HTTPUnauthorized(text="missing or wrong token: send Authorization: Bearer <token> or ?token=\n",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    return await handler(request)
+
+
+def make_app(cfg: Config, calls: Calls, tokens: tuple[bytes, ...]) -> web.Application:
+    app = web.Application(middlewares=[require_token], client_max_size=cfg.server.max_message_bytes)
+    app[CALLS], app[TOKENS] = calls, tokens
+    app.router.add_get("/twilio", _handler(cfg, TwilioIngest))
+    app.router.add_get("/v1/stream", _handler(cfg, NativeIngest))
+    return app
+
+
+def _handler(cfg: Config, kind: type[Ingest]) -> Callable:
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        calls = request.app[CALLS]
+        ws = web.WebSocketResponse(max_msg_size=cfg.server.max_message_bytes)
+        await ws.prepare(request)
+        if not calls.acquire():
+            log.warning("refused a connection to %s: %d calls live (server.max_calls)", request.path, calls.slots)
+            await ws.close(code=TRY_AGAIN_LATER, message=b"server full")
+            return ws
+        try:
+            await _serve(ws, kind(cfg, calls, ws), calls, cfg.server)
+        finally:
+            calls.release()
+        return ws
+
+    return handle
+
+
+async def _serve(ws: web.WebSocketResponse, ingest: Ingest, calls: Calls, scfg: ServerConfig) -> None:
+    code, reason = NORMAL, b"stream ended"
+    stopping = asyncio.ensure_future(calls.stop.wait())
+    try:
+        while True:
+            receive = asyncio.ensure_future(ws.receive(timeout=scfg.idle_timeout_s))
+            await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not receive.done():  # SIGTERM: the call ends like a hang-up; the socket waits for its events
+                code, reason = GOING_AWAY, b"server shutting down"
+                await _finish(ingest)
+                await ws.close(code=code, message=reason)  # wakes the pending receive with CLOSING
+                await asyncio.gather(receive, return_exceptions=True)
+                return
+            msg = receive.result()
+            if msg.type == WSMsgType.TEXT:
+                ended = await ingest.text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                ended = await ingest.binary(msg.data)
+            else:  # CLOSE, CLOSING, CLOSED, ERROR (too big, broken connection): the client is gone
+                if msg.type == WSMsgType.ERROR:
+                    log.warning("stream %s: connection error: %s", ingest.stream_id or "?", msg.data)
+                break
+            if ended:
+                break
+    except ProtocolError as e:
+        code, reason = e.code, e.close_reason
+        log.warning("stream %s: closing the connection (%d): %s", ingest.stream_id or "(not started)", e.code,
+                    e.reason)
+    except TimeoutError:
+        code, reason = GOING_AWAY, b"idle timeout"
+        log.warning("stream %s: idle for %.0f s, closing", ingest.stream_id or "(not started)", scfg.idle_timeout_s)
+    finally:
+        stopping.cancel()
+    await _finish(ingest)
+    await ws.close(code=code, message=reason)
+
+
+async def _finish(ingest: Ingest) -> None:
+    """Ends the call's audio and waits until its last event is published (on the socket too while it is open)."""
+    await ingest.finish()
+    if ingest.task is not None:
+        await asyncio.gather(ingest.task, return_exceptions=True)
+
+
+def ssl_context(scfg: ServerConfig) -> ssl.SSLContext | None:
+    if not scfg.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(scfg.tls_cert, scfg.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise UserError(f"server.tls_cert / server.tls_key: cannot load ({e}); give PEM files that match") from None
+    return ctx

@@ -1,0 +1,41 @@
+"""Bearer tokens from the environment (``EMO_STREAM_TOKENS``, comma-separated), checked on every endpoint.
+
+A token is accepted as ``Authorization: Bearer <token>`` or as the ``token`` query parameter, because a Twilio
+``<Stream url=...>`` cannot set headers. Comparison is constant-time; tokens are never logged (the access log
+of ``app.py`` leaves the query string out).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from aiohttp import web
+
+from emostream.stream.errors import UserError
+
+TOKENS_ENV = "EMO_STREAM_TOKENS"
+
+
+def tokens_from_env(required: bool) -> tuple[bytes, ...]:
+    """The accepted tokens; none set while ``server.require_token`` is true is a start-up error."""
+    tokens = tuple(t.strip().encode() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip())
+    if required and not tokens:
+        raise UserError(f"no tokens: set {TOKENS_ENV} (comma-separated) or, on a trusted network only, "
+                        "server.require_token: false in the config")
+    return tokens
+
+
+def presented(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.query.get("token", "")
+
+
+def allowed(request: web.Request, tokens: tuple[bytes, ...]) -> bool:
+    if not tokens:
+        return True
+    given = presented(request).encode()
+    matches = [hmac.compare_digest(given, t) for t in tokens]  # every token compared: no timing by position
+    return any(matches)

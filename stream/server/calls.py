@@ -1,0 +1,79 @@
+"""The live calls of one server: capacity, unique stream ids, and each call's pipeline as a task.
+
+Every call runs through :class:`~emostream.stream.pipeline.StreamPipeline`, the same stages as ``--mic``, on the
+one shared :class:`Runtime`. A slot is taken when a connection arrives (so a flood of connections that never
+start is refused too) and given back when its pipeline has published its last event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from emostream.stream.config import Config
+from emostream.stream.errors import UserError
+from emostream.stream.observe.metrics import StreamMetrics
+from emostream.stream.pipeline import StreamPipeline, StreamSpec
+from emostream.stream.publishers import Publisher
+from emostream.stream.server.protocol import POLICY, ProtocolError
+from emostream.stream.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Calls:
+    def __init__(self, cfg: Config, runtime: Runtime, publishers: list[Publisher], stop: asyncio.Event) -> None:
+        self.cfg, self.runtime, self.publishers, self.stop = cfg, runtime, publishers, stop
+        self.slots = 0  # connections and pipelines holding a place, at most server.max_calls
+        self.live: dict[str, asyncio.Task[StreamMetrics]] = {}
+        self.finished = 0
+        self.failed = 0
+
+    def acquire(self) -> bool:
+        """Takes a slot; False when the server is full (the caller refuses the connection with 1013)."""
+        if self.slots >= self.cfg.server.max_calls or self.stop.is_set():
+            return False
+        self.slots += 1
+        return True
+
+    def release(self) -> None:
+        self.slots -= 1
+
+    def start(self, spec: StreamSpec, extra: Sequence[Publisher] = ()) -> asyncio.Task[StreamMetrics]:
+        """Starts the call's pipeline; an id already live is refused (1008), never merged into another call."""
+        if spec.stream_id in self.live:
+            raise ProtocolError(POLICY, f"stream id {spec.stream_id!r} is already live")
+        pipeline = StreamPipeline(spec, self.cfg, self.runtime, [*self.publishers, *extra])
+        task = asyncio.create_task(self._run(pipeline), name=f"call {spec.stream_id}")
+        self.live[spec.stream_id] = task
+        return task
+
+    async def _run(self, pipeline: StreamPipeline) -> StreamMetrics:
+        stream_id = pipeline.spec.stream_id
+        try:
+            metrics = await pipeline.run(self.stop)
+        except UserError as e:
+            self.failed += 1
+            log.error("call %s failed: %s", stream_id, e)
+            raise
+        except Exception as e:
+            self.failed += 1
+            log.exception("call %s failed: %r", stream_id, e)
+            raise
+        finally:
+            del self.live[stream_id]
+        self.finished += 1
+        log.info("call %s ended: %s", stream_id, metrics.summary())
+        return metrics
+
+    async def drain(self, close_timeout_s: float = 15.0) -> None:
+        """Waits until every live call has published its last event (after ``stop``, they end by themselves),
+        then until their connections have said goodbye: the server must still be reading the sockets while
+        their close handshakes complete, or each would wait out aiohttp's close timeout."""
+        while self.live:
+            await asyncio.gather(*self.live.values(), return_exceptions=True)
+        deadline = time.monotonic() + close_timeout_s
+        while self.slots and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
