@@ -1,0 +1,182 @@
+"""``emo-stream serve`` end to end: a real server process with the real models, real WebSocket clients in other
+processes, events checked on JSON Lines, on ZeroMQ and on the client's own socket.
+
+One server serves the whole module (loading the models once); the last test stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from emostream.stream.events import validator
+from tests.stream.cli_run import match, word_error_rate
+from tests.stream.server.serve_proc import ServeProcess, finish_client, run_client, start_client
+from tests.support import dialogues as dlg
+
+TOKENS = ("tok-alpha-123", "tok-beta-456")
+MAX_CALLS = 4
+CONFIG = f"""
+server: {{max_calls: {MAX_CALLS}, idle_timeout_s: 3.0, max_message_bytes: 65536}}
+metrics: {{interval_s: 0}}
+"""
+BOUNDARY_TOLERANCE_S = 0.35
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    s = ServeProcess(tmp_path_factory.mktemp("serve"), CONFIG, ",".join(TOKENS))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def dialogue() -> dlg.Dialogue:
+    if not dlg.EXAMPLE_JSON.exists():
+        pytest.skip(f"{dlg.EXAMPLE_JSON} is missing (run examples/build_example.py)")
+    return dlg.example_dialogue()
+
+
+def audio_args(dialogue: dlg.Dialogue, seconds: float) -> list[str]:
+    return ["--audio", str(dialogue.path), "--seconds", str(seconds)]
+
+
+def wait_for_speech(server: ServeProcess, stream_id: str) -> None:
+    """Until the call is live and its first utterance is being heard (a partial transcript is out)."""
+    deadline = time.monotonic() + 60
+    while not server.events(stream_id, "partial"):
+        assert time.monotonic() < deadline, f"no partial of {stream_id} within 60 s"
+        time.sleep(0.1)
+
+
+def close_after(url: str, *messages: str | bytes, headers: dict | None = None) -> tuple[int, str]:
+    """Sends ``messages`` on a fresh connection and returns the server's close code and reason."""
+    with connect(url, additional_headers=headers or {}, compression=None, max_size=None) as ws:
+        try:
+            for m in messages:
+                ws.send(m)
+            while True:
+                ws.recv(timeout=30)
+        except ConnectionClosed as e:
+            assert e.rcvd is not None, "the server dropped the connection without a close frame"
+            return e.rcvd.code, e.rcvd.reason
+    raise AssertionError("unreachable")
+
+
+def test_twilio_call_gives_two_speakers_on_the_bus(server, dialogue, zmq_collector):
+    sub = zmq_collector(server.zmq, "emostream/tw1/")
+    result = run_client("twilio", server.url("/twilio", TOKENS[1]), *audio_args(dialogue, 15.0),
+                        "--turns", str(dlg.EXAMPLE_JSON), "--stream-id", "tw1")
+    assert result.closed == {"event": "closed", "code": 1000, "reason": "stream ended"}
+    events = server.events("tw1")
+    turns = [t for t in dialogue.turns if t.end_s < 15.0]
+    assert len(events) == len(turns) == 3
+    check = validator("emotion")
+    for turn, event in match(events, turns):
+        check.validate(event)
+        assert event["speaker"] == turn.speaker  # inbound = customer, outbound = agent (server.twilio_roles)
+        assert event["channel"] == (0 if turn.speaker == "customer" else 1)
+        assert abs(event["start_s"] - turn.start_s) <= BOUNDARY_TOLERANCE_S
+        assert abs(event["end_s"] - turn.end_s) <= BOUNDARY_TOLERANCE_S
+    assert word_error_rate(match(events, turns)) <= 0.5  # telephone audio: 8 kHz mu-law
+    on_zmq = {m.json()["utterance_id"] for m in sub.wait_for(3, timeout_s=30) if m.topic == "emostream/tw1/emotion"}
+    assert on_zmq == {e["utterance_id"] for e in events}
+
+
+def test_native_stream_gets_its_events_on_the_socket(server, dialogue):
+    result = run_client("native", server.url("/v1/stream"), "--token", TOKENS[0], *audio_args(dialogue, 10.5),
+                        "--stream-id", "nat1", "--events")
+    assert result.closed == {"event": "closed", "code": 1000, "reason": "stream ended"}
+    on_socket = result.messages("emotion")
+    assert len(on_socket) == 2
+    for e in on_socket:
+        validator("emotion").validate(e)
+    assert [e["utterance_id"] for e in on_socket] == [e["utterance_id"] for e in server.events("nat1")]
+    assert {e["data"]["stream_id"] for e in result.lines if e["event"] == "message"} == {"nat1"}  # no other call's
+
+
+@pytest.mark.parametrize("path", ["/twilio", "/v1/stream"])
+def test_missing_or_wrong_token_is_refused(server, path):
+    for url, headers in [(server.url(path), {}), (server.url(path, "nope"), {}),
+                         (server.url(path), {"Authorization": "Bearer nope"}),
+                         (server.url(path), {"Authorization": f"Basic {TOKENS[0]}"})]:
+        with pytest.raises(InvalidStatus) as err:
+            connect(url, additional_headers=headers, open_timeout=30)
+        assert err.value.response.status_code == 401
+
+
+def test_capacity_is_refused_with_1013_and_idle_connections_close(server):
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(connect(server.url("/v1/stream", TOKENS[0]), compression=None))
+                for _ in range(MAX_CALLS)]
+        assert close_after(server.url("/twilio", TOKENS[0])) == (1013, "server full")
+        t0 = time.monotonic()
+        for ws in held:  # they never sent a start message: closed after server.idle_timeout_s
+            with pytest.raises(ConnectionClosed) as err:
+                ws.recv(timeout=30)
+            assert (err.value.rcvd.code, err.value.rcvd.reason) == (1001, "idle timeout")
+        assert time.monotonic() - t0 < 10
+    start = json.dumps({"stream_id": "after", "sample_rate": 8000, "encoding": "mulaw"})
+    assert close_after(server.url("/v1/stream", TOKENS[0]), start, '{"type": "stop"}')[0] == 1000  # slots back
+
+
+def test_malformed_messages_close_only_their_connection(server, dialogue):
+    good = start_client("twilio", server.url("/twilio", TOKENS[0]), *audio_args(dialogue, 11.0),
+                        "--stream-id", "good1", "--speed", "2")
+    twilio, native = server.url("/twilio", TOKENS[0]), server.url("/v1/stream", TOKENS[0])
+    wait_for_speech(server, "good1")
+    start = json.dumps({"event": "start", "start": {"streamSid": "MZx", "callSid": "CAx", "tracks": ["inbound"],
+                                                    "mediaFormat": {"encoding": "audio/x-mulaw",
+                                                                    "sampleRate": 8000, "channels": 1}}})
+    media = {"event": "media", "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": "AAAA"}}
+    bad_b64 = json.dumps(media | {"media": media["media"] | {"payload": "not base64!"}})
+    native_start = {"stream_id": "bad1", "sample_rate": 16000, "encoding": "pcm_s16le"}
+    cases = [
+        (close_after(twilio, "{oops"), 1007, "not valid JSON"),
+        (close_after(twilio, start, bad_b64), 1007, "base64"),
+        (close_after(twilio, json.dumps(media)), 1008, "before 'start'"),
+        (close_after(native, b"\x00\x01" * 100), 1008, "audio before the start message"),
+        (close_after(native, json.dumps(native_start | {"encoding": "opus"})), 1007, "encoding"),
+        (close_after(native, json.dumps(native_start), b"\x00\x01\x02"), 1007, "whole number"),
+        (close_after(native, json.dumps(native_start), b"\x00" * 70000), 1009, ""),
+        (close_after(native, json.dumps(native_start | {"stream_id": "good1"})), 1008, "already live"),
+    ]
+    for (code, reason), want_code, fragment in cases:
+        assert code == want_code and fragment in reason, (code, reason, fragment)
+    result = finish_client(good)
+    assert result.closed == {"event": "closed", "code": 1000, "reason": "stream ended"}
+    assert len(server.events("good1")) == 2  # the call went on untouched: both of its utterances
+
+
+def test_vanished_client_gets_its_last_utterance_published(server, dialogue):
+    result = run_client("twilio", server.url("/twilio", TOKENS[0]), *audio_args(dialogue, 15.0), "--stream-id",
+                        "gone1", "--vanish-at", "3.0")
+    assert result.lines == []  # it died without a word
+    deadline = time.monotonic() + 60
+    while not (events := server.events("gone1")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(events) == 1, "the utterance cut by the hang-up was not published"
+    assert events[0]["end_s"] <= 3.1 and events[0]["transcript"]
+
+
+def test_logs_hold_no_token(server):
+    text = server.log_text()
+    assert "GET /twilio 101" in text  # the access log is on (-v)
+    assert not any(t in text for t in (*TOKENS, "nope"))
+
+
+def test_sigterm_finalises_live_calls_and_exits_0(server, dialogue):
+    call = start_client("twilio", server.url("/twilio", TOKENS[1]), *audio_args(dialogue, 20.0), "--stream-id",
+                        "term1", "--speed", "1")
+    wait_for_speech(server, "term1")
+    time.sleep(1.0)
+    assert server.terminate() == 0
+    result = finish_client(call)
+    assert result.closed == {"event": "closed", "code": 1001, "reason": "server shutting down"}
+    events = server.events("term1")
+    assert len(events) == 1 and events[0]["end_s"] < 5.22 and events[0]["transcript"]
