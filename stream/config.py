@@ -120,6 +120,50 @@ class MetricsConfig:
     prometheus_host: str = "127.0.0.1"
 
 
+MEASURES = ("valence", "arousal")  # besides the score of any label (anger, joy, ...)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Fires when ``count`` of a speaker's last ``window`` utterances have ``measure`` ``op`` ``threshold``, the
+    latest of them included; then not again for that rule and speaker within ``cooldown_s`` of call time."""
+
+    name: str = "customer_anger"
+    speaker: str = "customer"  # a speaker name (customer, agent, ch0, spk1, ...); "" = every speaker
+    measure: str = "anger"  # a label's score (0..1), or valence / arousal (-1..1)
+    op: str = ">="  # >= or <=
+    threshold: float = 0.6
+    count: int = 2
+    window: int = 3
+    severity: str = "warning"  # info | warning | critical
+    cooldown_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        where = f"alerts.rules[{self.name}]"
+        if not self.name:
+            raise ValueError("alerts.rules: every rule needs a name")
+        if self.op not in (">=", "<="):
+            raise ValueError(f"{where}.op: must be >= or <=, got {self.op!r}")
+        if self.severity not in ("info", "warning", "critical"):
+            raise ValueError(f"{where}.severity: must be info, warning or critical, got {self.severity!r}")
+        if not 1 <= self.count <= self.window:
+            raise ValueError(f"{where}.count: must be 1..window ({self.window}), got {self.count}")
+        if self.cooldown_s < 0:
+            raise ValueError(f"{where}.cooldown_s: must be at least 0, got {self.cooldown_s}")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Supervisor alerts of ``emo-stream serve`` (``stream/observe/alerts.py``)."""
+
+    rules: tuple[AlertRule, ...] = (AlertRule(),)
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"alerts.rules: rule names must be unique, got {names}")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """``emo-stream serve``: the WebSocket ingest. Tokens come from the environment (``EMO_STREAM_TOKENS``),
@@ -134,6 +178,7 @@ class ServerConfig:
     tls_cert: str = ""  # certificate chain (PEM): serve https/wss; needs tls_key
     tls_key: str = ""
     twilio_roles: tuple[str, ...] = ("customer", "agent")  # speaker of Twilio's inbound, outbound track
+    summary_keep_s: float = 600.0  # GET /v1/streams/<id> serves a call's final summary this long after it ended
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -160,6 +205,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)  # mono streams only; stereo uses channels
     server: ServerConfig = field(default_factory=ServerConfig)  # emo-stream serve only
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # emo-stream serve only
 
 
 def build(cls: type, data: Any, where: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-EVENT_TYPES = ("partial", "emotion_estimate", "emotion", "metrics")
+EVENT_TYPES = ("partial", "emotion_estimate", "emotion", "metrics", "alert", "summary")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +106,34 @@ class MetricsEvent(Event):
     queue_depths: dict[str, int]
     dropped_partials: int
     input_overruns: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertEvent(Event):
+    """A supervisor alert: a rule of the config matched a speaker's recent utterances (``observe/alerts.py``)."""
+
+    type: ClassVar[str] = "alert"
+    alert_id: str
+    rule: str
+    severity: str  # info | warning | critical
+    speaker: str
+    channel: int
+    utterance_ids: list[str]  # the utterances that fired it, oldest first
+    values: list[float]  # the rule's measure on each of them
+    at_s: float  # end of the last of them, seconds into the stream
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SummaryEvent(Event):
+    """A call so far (``final`` false, served while it runs) or as it ended (``observe/summary.py``)."""
+
+    type: ClassVar[str] = "summary"
+    final: bool
+    audio_s: float
+    utterances: int
+    speakers: dict[str, dict[str, Any]]  # talk_s, utterances, label_shares, mean_valence/arousal, peak_anger, alerts
+    alerts: list[dict[str, Any]]
 
 
 def load_schema(event_type: str) -> dict[str, Any]:

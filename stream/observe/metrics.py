@@ -81,6 +81,8 @@ class PrometheusExporter:
         self.latency = Histogram("emostream_stage_latency_seconds", "Per-stage latency of final events",
                                  ["stream", "stage"], buckets=buckets, registry=self.registry)
         self.events = Counter("emostream_events", "Events published", ["stream", "type"], registry=self.registry)
+        self.alerts = Counter("emostream_alerts", "Supervisor alerts raised (emo-stream serve)",
+                              ["stream", "rule", "severity"], registry=self.registry)
         self.rtf = Gauge("emostream_real_time_factor", "Wall time per second of audio", ["stream"],
                          registry=self.registry)
         self.queue = Gauge("emostream_queue_depth", "Messages waiting before a stage", ["stream", "stage"],

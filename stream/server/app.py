@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiohttp import WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
@@ -48,7 +50,25 @@ def make_app(cfg: Config, calls: Calls, tokens: tuple[bytes, ...]) -> web.Applic
     app[CALLS], app[TOKENS] = calls, tokens
     app.router.add_get("/twilio", _handler(cfg, TwilioIngest))
     app.router.add_get("/v1/stream", _handler(cfg, NativeIngest))
+    app.router.add_get("/v1/streams", list_streams)
+    app.router.add_get("/v1/streams/{stream_id}", stream_summary)
     return app
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    """The live calls, and those ended within server.summary_keep_s."""
+    calls = request.app[CALLS]
+    calls.summary("")  # drops expired summaries
+    return web.json_response({"live": sorted(calls.live), "ended": sorted(calls.ended)})
+
+
+async def stream_summary(request: web.Request) -> web.Response:
+    """A call's ``summary`` event: so far while it runs (``final`` false), then its final one."""
+    stream_id = request.match_info["stream_id"]
+    summary = request.app[CALLS].summary(stream_id)
+    if summary is None:
+        raise web.HTTPNotFound(text=f"no live or recently ended stream {stream_id!r}\n")
+    return web.json_response(replace(summary, emitted_at=round(time.time(), 3)).to_dict())
 
 
 def _handler(cfg: Config, kind: type[Ingest]) -> Callable:

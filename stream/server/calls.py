@@ -14,8 +14,11 @@ from collections.abc import Sequence
 
 from emostream.stream.config import Config
 from emostream.stream.errors import UserError
+from emostream.stream.events import AlertEvent, SummaryEvent
+from emostream.stream.observe.alerts import AlertEngine
 from emostream.stream.observe.metrics import StreamMetrics
-from emostream.stream.pipeline import StreamPipeline, StreamSpec
+from emostream.stream.observe.summary import CallSummary
+from emostream.stream.pipeline import StreamPipeline, StreamSpec, publish_now
 from emostream.stream.publishers import Publisher
 from emostream.stream.server.protocol import POLICY, ProtocolError
 from emostream.stream.services.runtime import Runtime
@@ -28,6 +31,8 @@ class Calls:
         self.cfg, self.runtime, self.publishers, self.stop = cfg, runtime, publishers, stop
         self.slots = 0  # connections and pipelines holding a place, at most server.max_calls
         self.live: dict[str, asyncio.Task[StreamMetrics]] = {}
+        self.pipelines: dict[str, tuple[StreamPipeline, CallSummary]] = {}
+        self.ended: dict[str, tuple[SummaryEvent, float]] = {}  # final summary, time.monotonic() it expires
         self.finished = 0
         self.failed = 0
 
@@ -45,15 +50,36 @@ class Calls:
         """Starts the call's pipeline; an id already live is refused (1008), never merged into another call."""
         if spec.stream_id in self.live:
             raise ProtocolError(POLICY, f"stream id {spec.stream_id!r} is already live")
-        pipeline = StreamPipeline(spec, self.cfg, self.runtime, [*self.publishers, *extra])
-        task = asyncio.create_task(self._run(pipeline), name=f"call {spec.stream_id}")
+        outputs = [*self.publishers, *extra]
+        summary = CallSummary(spec.stream_id)
+
+        async def emit(alert: AlertEvent) -> None:
+            await publish_now(alert, [*outputs, summary])
+
+        alerts = AlertEngine(spec.stream_id, self.cfg.alerts.rules, emit, self.runtime.prometheus)
+        pipeline = StreamPipeline(spec, self.cfg, self.runtime, [*outputs, summary, alerts])
+        task = asyncio.create_task(self._run(pipeline, summary, outputs), name=f"call {spec.stream_id}")
         self.live[spec.stream_id] = task
+        self.pipelines[spec.stream_id] = (pipeline, summary)
         return task
 
-    async def _run(self, pipeline: StreamPipeline) -> StreamMetrics:
+    def summary(self, stream_id: str) -> SummaryEvent | None:
+        """The call's summary so far while it runs; its final one for server.summary_keep_s after it ended."""
+        now = time.monotonic()
+        for gone in [k for k, (_, expiry) in self.ended.items() if expiry < now]:
+            del self.ended[gone]
+        if stream_id in self.pipelines:
+            pipeline, summary = self.pipelines[stream_id]
+            return summary.event(final=False, audio_s=pipeline.metrics.audio_s)
+        return self.ended[stream_id][0] if stream_id in self.ended else None
+
+    async def _run(self, pipeline: StreamPipeline, summary: CallSummary, outputs: list[Publisher]) -> StreamMetrics:
         stream_id = pipeline.spec.stream_id
         try:
             metrics = await pipeline.run(self.stop)
+            final = await publish_now(summary.event(final=True, audio_s=metrics.audio_s), outputs)
+            assert isinstance(final, SummaryEvent)
+            self.ended[stream_id] = (final, time.monotonic() + self.cfg.server.summary_keep_s)
         except UserError as e:
             self.failed += 1
             log.error("call %s failed: %s", stream_id, e)
@@ -64,6 +90,7 @@ class Calls:
             raise
         finally:
             del self.live[stream_id]
+            del self.pipelines[stream_id]
         self.finished += 1
         log.info("call %s ended: %s", stream_id, metrics.summary())
         return metrics

@@ -17,6 +17,7 @@ from emostream.models.bundle import BundleError
 from emostream.stream.config import load_config
 from emostream.stream.errors import UserError
 from emostream.stream.flags import add_common_flags, apply_common_flags, publishers_for
+from emostream.stream.observe.alerts import check_rules
 from emostream.stream.publishers import Publisher
 from emostream.stream.server.app import AccessLogger, make_app, ssl_context
 from emostream.stream.server.auth import TOKENS_ENV, tokens_from_env
@@ -55,6 +56,7 @@ async def serve(a: argparse.Namespace) -> int:
         log.info("loading models")
         runtime = await asyncio.to_thread(load_runtime, cfg)
         try:
+            check_rules(cfg.alerts.rules, runtime.bundle.meta.labels)
             calls = Calls(cfg, runtime, started, stop)
             runner = web.AppRunner(make_app(cfg, calls, tokens), access_log_class=AccessLogger,
                                    handle_signals=False)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -18,19 +20,28 @@ from emostream.stream.events import validator
 from tests.stream.cli_run import match, word_error_rate
 from tests.stream.server.serve_proc import ServeProcess, finish_client, run_client, start_client
 from tests.support import dialogues as dlg
+from tests.support.messaging import free_port
 
 TOKENS = ("tok-alpha-123", "tok-beta-456")
 MAX_CALLS = 4
+# A rule that fires for sure on the real call (every customer utterance has arousal >= -1), so that where it must
+# and must not fire is exact: at the customer's second utterance, never on the agent's, never at the first.
 CONFIG = f"""
 server: {{max_calls: {MAX_CALLS}, idle_timeout_s: 3.0, max_message_bytes: 65536}}
 metrics: {{interval_s: 0}}
+alerts:
+  rules:
+    - {{name: customer_heard, speaker: customer, measure: arousal, op: ">=", threshold: -1.0, count: 2, window: 3,
+       severity: critical, cooldown_s: 0}}
 """
 BOUNDARY_TOLERANCE_S = 0.35
+PROMETHEUS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    s = ServeProcess(tmp_path_factory.mktemp("serve"), CONFIG, ",".join(TOKENS))
+    s = ServeProcess(tmp_path_factory.mktemp("serve"), CONFIG, ",".join(TOKENS), "--prometheus-port",
+                     str(PROMETHEUS_PORT))
     yield s
     s.stop()
 
@@ -44,6 +55,13 @@ def dialogue() -> dlg.Dialogue:
 
 def audio_args(dialogue: dlg.Dialogue, seconds: float) -> list[str]:
     return ["--audio", str(dialogue.path), "--seconds", str(seconds)]
+
+
+def get_json(server: ServeProcess, path: str, token: str | None = TOKENS[0]) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
 
 def wait_for_speech(server: ServeProcess, stream_id: str) -> None:
@@ -84,8 +102,31 @@ def test_twilio_call_gives_two_speakers_on_the_bus(server, dialogue, zmq_collect
         assert abs(event["start_s"] - turn.start_s) <= BOUNDARY_TOLERANCE_S
         assert abs(event["end_s"] - turn.end_s) <= BOUNDARY_TOLERANCE_S
     assert word_error_rate(match(events, turns)) <= 0.5  # telephone audio: 8 kHz mu-law
-    on_zmq = {m.json()["utterance_id"] for m in sub.wait_for(3, timeout_s=30) if m.topic == "emostream/tw1/emotion"}
+    received = sub.wait_for(5, timeout_s=30)
+    on_zmq = {m.json()["utterance_id"] for m in received if m.topic == "emostream/tw1/emotion"}
     assert on_zmq == {e["utterance_id"] for e in events}
+
+    # the alert: exactly once, at the customer's second utterance, on its own topic
+    ids = [e["utterance_id"] for e in sorted(events, key=lambda e: e["seq"])]
+    (alert,) = server.events("tw1", "alert")
+    validator("alert").validate(alert)
+    assert (alert["rule"], alert["severity"], alert["speaker"]) == ("customer_heard", "critical", "customer")
+    assert alert["utterance_ids"] == [ids[0], ids[2]]
+    assert [m.json()["alert_id"] for m in received if m.topic == "emostream/tw1/alert"] == [alert["alert_id"]]
+    prometheus = urllib.request.urlopen(f"http://127.0.0.1:{PROMETHEUS_PORT}/metrics", timeout=10).read().decode()
+    assert 'emostream_alerts_total{rule="customer_heard",severity="critical",stream="tw1"} 1.0' in prometheus
+
+    # the summary: on the bus at the end, and served afterwards
+    (summary,) = server.events("tw1", "summary")
+    validator("summary").validate(summary)
+    customer = [e for e in events if e["speaker"] == "customer"]
+    assert summary["final"] and summary["utterances"] == 3
+    assert summary["speakers"]["customer"]["utterances"] == 2 and summary["speakers"]["agent"]["utterances"] == 1
+    assert summary["speakers"]["customer"]["talk_s"] == pytest.approx(sum(e["end_s"] - e["start_s"]
+                                                                          for e in customer), abs=0.01)
+    assert summary["speakers"]["customer"]["alerts"] == [alert["alert_id"]]
+    served = get_json(server, "/v1/streams/tw1")
+    assert served == summary | {"emitted_at": served["emitted_at"]}
 
 
 def test_native_stream_gets_its_events_on_the_socket(server, dialogue):
@@ -98,6 +139,8 @@ def test_native_stream_gets_its_events_on_the_socket(server, dialogue):
         validator("emotion").validate(e)
     assert [e["utterance_id"] for e in on_socket] == [e["utterance_id"] for e in server.events("nat1")]
     assert {e["data"]["stream_id"] for e in result.lines if e["event"] == "message"} == {"nat1"}  # no other call's
+    last = [x["data"] for x in result.lines if x["event"] == "message"][-1]
+    assert last["type"] == "summary" and last["final"] and last["utterances"] == 2
 
 
 @pytest.mark.parametrize("path", ["/twilio", "/v1/stream"])
@@ -130,6 +173,14 @@ def test_malformed_messages_close_only_their_connection(server, dialogue):
                         "--stream-id", "good1", "--speed", "2")
     twilio, native = server.url("/twilio", TOKENS[0]), server.url("/v1/stream", TOKENS[0])
     wait_for_speech(server, "good1")
+    live = get_json(server, "/v1/streams/good1")
+    assert live["final"] is False and live["stream_id"] == "good1"
+    assert "good1" in get_json(server, "/v1/streams")["live"]
+    for path, token, status in [("/v1/streams/nobody", TOKENS[0], 404), ("/v1/streams/good1", None, 401),
+                                ("/v1/streams", "nope", 401)]:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            get_json(server, path, token)
+        assert err.value.code == status
     start = json.dumps({"event": "start", "start": {"streamSid": "MZx", "callSid": "CAx", "tracks": ["inbound"],
                                                     "mediaFormat": {"encoding": "audio/x-mulaw",
                                                                     "sampleRate": 8000, "channels": 1}}})
@@ -180,3 +231,5 @@ def test_sigterm_finalises_live_calls_and_exits_0(server, dialogue):
     assert result.closed == {"event": "closed", "code": 1001, "reason": "server shutting down"}
     events = server.events("term1")
     assert len(events) == 1 and events[0]["end_s"] < 5.22 and events[0]["transcript"]
+    (summary,) = server.events("term1", "summary")
+    assert summary["final"] and summary["utterances"] == 1
