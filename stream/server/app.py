@@ -19,7 +19,8 @@ from aiohttp.abc import AbstractAccessLogger
 
 from emostream.stream.config import Config, ServerConfig
 from emostream.stream.errors import UserError
-from emostream.stream.server import auth
+from emostream.stream.observe.dashboard import DashboardFeed
+from emostream.stream.server import auth, dashboard
 from emostream.stream.server.calls import Calls
 from emostream.stream.server.ingest import Ingest, NativeIngest, TwilioIngest
 from emostream.stream.server.protocol import GOING_AWAY, NORMAL, TRY_AGAIN_LATER, ProtocolError
@@ -45,9 +46,13 @@ async def require_token(request: web.Request, handler: Callable) -> web.StreamRe
     return await handler(request)
 
 
-def make_app(cfg: Config, calls: Calls, tokens: tuple[bytes, ...]) -> web.Application:
+def make_app(cfg: Config, calls: Calls, tokens: tuple[bytes, ...],
+             feed: DashboardFeed | None = None) -> web.Application:
+    """The routes; with ``feed`` (a publisher of the calls' events) also the dashboard at ``/``."""
     app = web.Application(middlewares=[require_token], client_max_size=cfg.server.max_message_bytes)
     app[CALLS], app[TOKENS] = calls, tokens
+    if feed is not None:
+        dashboard.add_routes(app, feed, calls.stop)
     app.router.add_get("/twilio", _handler(cfg, TwilioIngest))
     app.router.add_get("/v1/stream", _handler(cfg, NativeIngest))
     app.router.add_get("/v1/streams", list_streams)

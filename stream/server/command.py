@@ -18,6 +18,7 @@ from emostream.stream.config import load_config
 from emostream.stream.errors import UserError
 from emostream.stream.flags import add_common_flags, apply_common_flags, publishers_for
 from emostream.stream.observe.alerts import check_rules
+from emostream.stream.observe.dashboard import DashboardFeed
 from emostream.stream.publishers import Publisher
 from emostream.stream.server.app import AccessLogger, make_app, ssl_context
 from emostream.stream.server.auth import TOKENS_ENV, tokens_from_env
@@ -57,8 +58,9 @@ async def serve(a: argparse.Namespace) -> int:
         runtime = await asyncio.to_thread(load_runtime, cfg)
         try:
             check_rules(cfg.alerts.rules, runtime.bundle.meta.labels)
-            calls = Calls(cfg, runtime, started, stop)
-            runner = web.AppRunner(make_app(cfg, calls, tokens), access_log_class=AccessLogger,
+            feed = DashboardFeed()
+            calls = Calls(cfg, runtime, [*started, feed], stop)
+            runner = web.AppRunner(make_app(cfg, calls, tokens, feed), access_log_class=AccessLogger,
                                    handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, cfg.server.host, cfg.server.port, ssl_context=tls)
@@ -68,7 +70,8 @@ async def serve(a: argparse.Namespace) -> int:
                 raise UserError(f"cannot listen on {cfg.server.host}:{cfg.server.port} ({e.strerror}); "
                                 "pick another --port or stop what holds it") from None
             scheme = "wss" if tls else "ws"
-            print(f"emo-stream: serving {scheme}://{cfg.server.host}:{cfg.server.port}/twilio and /v1/stream",
+            print(f"emo-stream: serving {scheme}://{cfg.server.host}:{cfg.server.port}/twilio and /v1/stream, "
+                  f"the dashboard at {'https' if tls else 'http'}://{cfg.server.host}:{cfg.server.port}/",
                   file=sys.stderr, flush=True)
             try:
                 await stop.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +36,8 @@ alerts:
        severity: critical, cooldown_s: 0}}
 """
 BOUNDARY_TOLERANCE_S = 0.35
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 PROMETHEUS_PORT = free_port()
 
 
@@ -219,6 +222,52 @@ def test_logs_hold_no_token(server):
     text = server.log_text()
     assert "GET /twilio 101" in text  # the access log is on (-v)
     assert not any(t in text for t in (*TOKENS, "nope"))
+
+
+def test_dashboard_needs_a_token_and_serves_its_own_origin_only(server):
+    for path, token, headers, status in [("/", None, {}, 401), ("/v1/events", None, {}, 401),
+                                         ("/v1/events", TOKENS[0], {"Origin": "http://evil.example"}, 403)]:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}" + (f"?token={token}" if token else ""),
+                                         headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=10)
+        assert err.value.code == status
+
+
+def test_dashboard_shows_a_live_call_in_a_real_browser(server, dialogue, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = dlg.require_binary("chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.goto(f"http://127.0.0.1:{server.port}/?token={TOKENS[0]}")
+            page.wait_for_function("document.getElementById('status').textContent === 'connected'", timeout=30000)
+            call = start_client("twilio", server.url("/twilio", TOKENS[0]), *audio_args(dialogue, 15.0),
+                                "--turns", str(dlg.EXAMPLE_JSON), "--stream-id", "dash1", "--speed", "2")
+            card = page.locator('section.call[data-stream="dash1"]')
+            card.wait_for(timeout=60000)  # the call appears while it runs
+            assert card.locator(".state").text_content() == "live"
+            finals = card.locator("ol.transcript li.final")
+            finals.first.wait_for(timeout=60000)
+            first = finals.count()
+            sync_api.expect(finals).to_have_count(3, timeout=60000)  # the transcript grows, no reload
+            assert first < 3
+            sync_api.expect(card.locator(".alerts")).to_have_text("1 alert", timeout=30000)
+            speakers = card.locator(".speaker").evaluate_all("els => els.map(e => e.dataset.speaker)")
+            assert sorted(speakers) == ["agent", "customer"]
+            points = page.evaluate("""() => Chart.getChart(document.querySelector(
+                'section.call[data-stream="dash1"] canvas')).data.datasets.map(d => d.data.length)""")
+            assert sorted(points) == [1, 2]  # one valence point per utterance, one line per speaker
+            assert "latency" in card.locator(".latency").text_content()
+            result = finish_client(call)
+            assert result.closed["code"] == 1000
+            sync_api.expect(card.locator(".state")).to_have_text("ended", timeout=30000)
+            card.screenshot(path=str(tmp_path / "dashboard.png"))
+            if os.environ.get("EMO_STREAM_SCREENSHOT"):  # refreshes the README's picture
+                page.screenshot(path=os.environ["EMO_STREAM_SCREENSHOT"])
+        finally:
+            browser.close()
 
 
 def test_sigterm_finalises_live_calls_and_exits_0(server, dialogue):
