@@ -6,6 +6,7 @@ One server serves the whole module (loading the models once); the last test stop
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -160,7 +161,9 @@ def test_capacity_is_refused_with_1013_and_idle_connections_close(server):
     with contextlib.ExitStack() as stack:
         held = [stack.enter_context(connect(server.url("/v1/stream", TOKENS[0]), compression=None))
                 for _ in range(MAX_CALLS)]
-        assert close_after(server.url("/twilio", TOKENS[0])) == (1013, "server full")
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:  # a flood: every one refused, none absorbed
+            flood = list(pool.map(lambda _: close_after(server.url("/twilio", TOKENS[0])), range(24)))
+        assert flood == [(1013, "server full")] * 24
         t0 = time.monotonic()
         for ws in held:  # they never sent a start message: closed after server.idle_timeout_s
             with pytest.raises(ConnectionClosed) as err:
