@@ -36,23 +36,12 @@ import soxr
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from emostream.stream.server.codecs import ULAW
-
-_ORDER = np.argsort(ULAW)
-_SORTED = ULAW[_ORDER]
+from emostream.stream.server.codecs import encode_mulaw
 
 
 def emit(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-
-
-def mulaw(samples: np.ndarray) -> bytes:
-    """int16 → G.711 mu-law: the code whose decoded value is nearest."""
-    idx = np.clip(np.searchsorted(_SORTED, samples), 1, 255)
-    lower, upper = _SORTED[idx - 1], _SORTED[idx]
-    idx = np.where(np.abs(samples - lower) <= np.abs(upper - samples), idx - 1, idx)
-    return _ORDER[idx].astype(np.uint8).tobytes()
 
 
 def load(path: Path, rate: int, seconds: float) -> np.ndarray:
@@ -106,7 +95,7 @@ def twilio(a: argparse.Namespace, ws) -> None:
         if a.vanish_at and k / rate >= a.vanish_at:
             os._exit(0)  # no close frame, no stop: the TCP connection just ends
         for track, audio in by_track.items():
-            payload = base64.b64encode(mulaw(audio[k : k + chunk])).decode()
+            payload = base64.b64encode(encode_mulaw(audio[k : k + chunk])).decode()
             ws.send(json.dumps({"event": "media", "sequenceNumber": str(seq), "streamSid": f"MZ{sid}", "media": {
                 "track": track, "chunk": str(k // chunk + 1), "timestamp": str(k * 1000 // rate),
                 "payload": payload}}))

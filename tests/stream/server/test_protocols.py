@@ -31,6 +31,15 @@ def test_g711_tables_match_the_reference_decoder():
     assert np.array_equal(codecs.ALAW, np.frombuffer(audioop.alaw2lin(codes, 2), "<i2"))
 
 
+def test_mulaw_encoder_picks_the_nearest_code():
+    assert codecs.decode("mulaw", codecs.encode_mulaw(codecs.ULAW), 1)[0].tolist() == codecs.ULAW.tolist()
+    ramp = np.arange(-32768, 32768, 7, dtype=np.int16)
+    decoded = codecs.decode("mulaw", codecs.encode_mulaw(ramp), 1)[0].astype(np.int32)
+    table = np.unique(codecs.ULAW.astype(np.int32))
+    nearest = np.abs(ramp.astype(np.int32)[:, None] - table[None, :]).min(axis=1)
+    assert np.array_equal(np.abs(decoded - ramp), nearest)
+
+
 def test_decode_deinterleaves_and_cleans_floats():
     stereo = np.array([1, -1, 2, -2, 3, -3], "<i2").tobytes()
     assert codecs.decode("pcm_s16le", stereo, 2).tolist() == [[1, 2, 3], [-1, -2, -3]]
