@@ -19,6 +19,7 @@ from emostream.stream.tools.bench.configs import ASR_SETTINGS, QUICK_ASR_SETTING
 from emostream.stream.tools.bench.dialogues import example_dialogue, real_dialogues, repo_root, shortened
 from emostream.stream.tools.bench.jobs import fast_runs, realtime_runs, run_in_subprocess
 from emostream.stream.tools.bench.report import report, write
+from emostream.stream.tools.bench.server_mode import compare
 from emostream.stream.tools.bench.worker import worker_main
 
 
@@ -32,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for results.json, latency_hist.png")
     p.add_argument("--from-results", type=Path, metavar="JSON",
                    help="re-render the tables and histogram from a saved results.json instead of measuring")
+    p.add_argument("--server-calls", metavar="N,...",
+                   help="instead: N concurrent live calls through `emo-stream serve` (Twilio, 8 kHz mu-law, from "
+                        "other processes) against the same calls replayed in-process; writes server.md/json")
     p.add_argument("--worker", nargs=2, type=Path, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
     return p
 
@@ -71,6 +75,21 @@ def collect(a: argparse.Namespace, workdir: Path) -> dict:
             "raw": {"realtime": rt_raw, "fast_replay": fast_raw, "asr": asr_raw}}
 
 
+def server_comparison(a: argparse.Namespace) -> int:
+    root = repo_root()
+    with tempfile.TemporaryDirectory(prefix="emo-bench-") as tmp:
+        example = example_dialogue(root)
+        dialogues = [shortened(example, 2, Path(tmp))] if a.quick else [example, *real_dialogues(root, Path(tmp))]
+        result = compare(stream_counts(a.server_calls), dialogues, Path(tmp))
+    result |= {"command": " ".join(["emo-bench", *sys.argv[1:]]), "machine": machine(),
+               "measured": datetime.datetime.now().isoformat(timespec="minutes"), "loadavg": os.getloadavg()}
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "server.json").write_text(json.dumps(result, indent=1) + "\n")
+    (a.out / "server.md").write_text(result["markdown"])
+    print(result["markdown"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     if a.worker:
@@ -78,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.from_results:
         write(report(json.loads(a.from_results.read_text())), a.out)
         return 0
+    if a.server_calls:
+        return server_comparison(a)
     with tempfile.TemporaryDirectory(prefix="emo-bench-") as tmp:
         collected = collect(a, Path(tmp))
     write(report(collected), a.out)

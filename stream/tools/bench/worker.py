@@ -61,11 +61,12 @@ def timed_source(path: Path, stream_id: str, frame_samples: int, realtime: bool,
     return source
 
 
-def bench_config(name: str, realtime: bool) -> Any:
+def bench_config(name: str, realtime: bool, channel_names: tuple[str, ...] = ()) -> Any:
+    """``channel_names`` names a mono stream's one speaker, as a Twilio call's track does (no voice-based turns)."""
     from emostream.stream.config import Config, override
 
-    return override(Config(), source={"realtime": realtime, "max_streams": 64}, publish={"stdout": False},
-                    asr=CONFIGS[name])
+    return override(Config(), source={"realtime": realtime, "max_streams": 64, "channel_names": channel_names},
+                    publish={"stdout": False}, asr=CONFIGS[name])
 
 
 async def warm_up(runtime: Any, cfg: Any, dialogue: dict) -> None:
@@ -91,7 +92,7 @@ async def stream_job(job: dict) -> dict:
     from emostream.stream.pipeline import StreamSpec, run_streams
     from emostream.stream.services.runtime import load_runtime
 
-    cfg = bench_config(job["config"], job["realtime"])
+    cfg = bench_config(job["config"], job["realtime"], tuple(job.get("channel_names", ())))
     t_load = time.monotonic()
     runtime = await asyncio.to_thread(load_runtime, cfg)
     await warm_up(runtime, cfg, job["dialogues"][0])

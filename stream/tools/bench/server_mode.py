@@ -1,0 +1,217 @@
+"""``emo-bench --server-calls N,...``: live calls over the network against the same calls replayed in-process.
+
+Both sides get the same audio: each dialogue is first put through the telephone (8 kHz, G.711 mu-law) and written
+as an 8 kHz WAV. The server side starts ``emo-stream serve`` in its own process and, for each N, N sender
+processes (``twilio_sender.py``) stream those calls at real time as Twilio Media Streams; the bench reads the
+final events on the server's ZeroMQ bus, as a supervisor's client would, and dates each against the moment its
+utterance's last audio left the sender (``t0 + end_s``). The in-process side is the bench's own real-time job
+(``worker.py``) on the same WAVs, the one speaker named as the server names a Twilio inbound track.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emostream.stream.tools.bench.dialogues import Dialogue
+from emostream.stream.tools.bench.jobs import run_in_subprocess
+from emostream.stream.tools.bench.scoring import match, pct, word_error_rate
+from emostream.stream.tools.bench.summary import summarise_streams
+
+TOKEN = "emo-bench-token"
+ROLE = "customer"  # server.twilio_roles[0]: the speaker of a Twilio inbound track
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def telephone_copy(d: Dialogue, workdir: Path) -> Dialogue:
+    """The dialogue as a phone line carries it: 8 kHz, mu-law coded and decoded, written as an 8 kHz WAV."""
+    import soundfile as sf
+    import soxr
+
+    from emostream.stream.server.codecs import decode, encode_mulaw
+
+    audio, sr = sf.read(d.path, dtype="float32", always_2d=True)
+    narrow = soxr.resample(audio.mean(axis=1), sr, 8000)
+    pcm = (np.clip(narrow, -1, 1) * 32767).astype(np.int16)
+    line = decode("mulaw", encode_mulaw(pcm), 1)[0]
+    path = workdir / f"{d.name}_8k_mulaw.wav"
+    sf.write(path, line, 8000, subtype="PCM_16")
+    return Dialogue(f"{d.name}_phone", str(path), len(line) / 8000, d.turns)
+
+
+class BusListener:
+    """A ZeroMQ SUB on the server's bus in a thread: every final event with the Unix time it arrived."""
+
+    def __init__(self, endpoint: str) -> None:
+        import zmq
+
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+        self.events: list[tuple[float, dict]] = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            if self.sock.poll(100):
+                frames = self.sock.recv_multipart()
+                arrived = time.time()
+                event = json.loads(frames[-1])
+                if event.get("type") == "emotion":
+                    with self.lock:
+                        self.events.append((arrived, event))
+
+    def finals(self, stream_id: str) -> list[tuple[float, dict]]:
+        with self.lock:
+            return [(t, e) for t, e in self.events if e["stream_id"] == stream_id]
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        self.sock.close(0)
+        self.ctx.term()
+
+
+class Server:
+    def __init__(self, workdir: Path, max_calls: int) -> None:
+        self.port, zport = free_port(), free_port()
+        self.zmq = f"tcp://127.0.0.1:{zport}"
+        config = workdir / "serve.yaml"
+        config.write_text(f"server: {{max_calls: {max_calls + 1}, idle_timeout_s: 60.0}}\n"
+                          f"source: {{max_streams: 64}}\n")
+        self.log = workdir / "serve.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "emostream.stream.cli", "serve", "--port", str(self.port), "--config",
+                 str(config), "--zmq", self.zmq, "--no-stdout"],
+                stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, EMO_STREAM_TOKENS=TOKEN))
+        deadline = time.monotonic() + 300
+        while "serving" not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"emo-bench: emo-stream serve did not start:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/twilio?token={TOKEN}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def calls(server: Server, dialogues: list[Dialogue], ids: list[str], speed: float) -> dict[str, float]:
+    """Streams one call per id (dialogue i % len) at once; returns each call's t0."""
+    procs = [subprocess.Popen([sys.executable, "-m", "emostream.stream.tools.bench.twilio_sender", server.url,
+                               dialogues[i % len(dialogues)].path, sid, "--speed", str(speed)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, sid in enumerate(ids)]
+    t0 = {}
+    longest = max(d.duration_s for d in dialogues)
+    for sid, p in zip(ids, procs, strict=True):
+        out, err = p.communicate(timeout=120 + 3 * longest)
+        lines = [json.loads(x) for x in out.splitlines() if x.strip()]
+        if p.returncode or not lines or lines[-1].get("closed") != 1000:
+            raise SystemExit(f"emo-bench: call {sid} failed: {out[-500:]} {err[-1500:]}")
+        t0[sid] = lines[0]["t0"]
+    return t0
+
+
+def server_runs(counts: list[int], dialogues: list[Dialogue], workdir: Path) -> list[dict[str, Any]]:
+    server = Server(workdir, max(counts))
+    bus = BusListener(server.zmq)
+    try:
+        time.sleep(0.5)  # the subscription reaches the server before any event is published
+        calls(server, dialogues[:1], ["warm-up"], speed=0)  # first calls of every model, as in-process does
+        rows = []
+        for n in counts:
+            ids = [f"srv{n}-{i + 1:02d}" for i in range(n)]
+            t0 = calls(server, dialogues, ids, speed=1.0)
+            live, e2e, pairs, turns, finals = [], [], [], 0, 0
+            for i, sid in enumerate(ids):
+                d = dialogues[i % len(dialogues)]
+                got = bus.finals(sid)
+                finals += len(got)
+                by_id = {e["utterance_id"]: t for t, e in got}
+                matched = match([e for _, e in got], d.turns)
+                turns += len(d.turns)
+                pairs += [(t["text"], e["transcript"] if e else "") for t, e in zip(d.turns, matched, strict=True)]
+                live += [(by_id[e["utterance_id"]] - (t0[sid] + e["end_s"])) * 1000 for e in matched if e]
+                e2e += [e["latency_ms"]["end_to_end"] for e in matched if e]
+            rows.append({"streams": n, "turns": turns, "finals": finals, "matched": len(live),
+                         "all_finals": len(live) == turns == finals, "live_ms": {q: pct(live, q) for q in (50, 95, 99)},
+                         "final_ms": {q: pct(e2e, q) for q in (50, 95, 99)},
+                         "wer": word_error_rate(pairs)})
+        return rows
+    finally:
+        bus.close()
+        server.stop()
+
+
+def inprocess_runs(counts: list[int], dialogues: list[Dialogue], workdir: Path) -> list[dict[str, Any]]:
+    rows = []
+    longest = max(d.duration_s for d in dialogues)
+    for n in counts:
+        job = {"kind": "stream", "config": "emo-stream", "streams": n, "realtime": True, "channel_names": [ROLE],
+               "dialogues": [d.__dict__ for d in dialogues]}
+        s = summarise_streams(run_in_subprocess(job, workdir, timeout_s=120 + longest * (2 + n)))
+        if "failed" in s:
+            raise SystemExit(f"emo-bench: the in-process run of {n} stream(s) failed: {s['failed']}")
+        rows.append({k: s[k] for k in ("streams", "turns", "finals", "matched", "all_finals", "live_ms", "final_ms",
+                                       "wer")})
+    return rows
+
+
+def compare(counts: list[int], dialogues: list[Dialogue], workdir: Path) -> dict[str, Any]:
+    phone = [telephone_copy(d, workdir) for d in dialogues]
+    inproc = inprocess_runs(counts, phone, workdir)  # first, so the server's models are not in memory meanwhile
+    server = server_runs(counts, phone, workdir)
+    return {"dialogues": [d.__dict__ for d in phone], "in_process": inproc, "server": server,
+            "markdown": table(inproc, server)}
+
+
+def table(inproc: list[dict], server: list[dict]) -> str:
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    lines = ["### Live calls over the network vs in-process replay (same telephone audio, real time)", "",
+             "| streams | in-process p50 | in-process p95 | server p50 | server p95 | p95 ratio | pipeline p95 "
+             "(in-process / server) | finals (in-process / server) | WER (in-process / server) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for a, b in zip(inproc, server, strict=True):
+        p95a, p95b = a["live_ms"][95], b["live_ms"][95]
+        ratio = f"{p95b / p95a:.2f}" if p95a and p95b is not None else "-"
+        lines.append(f"| {a['streams']} | {ms(a['live_ms'][50])} | {ms(p95a)} | {ms(b['live_ms'][50])} | {ms(p95b)} "
+                     f"| {ratio} | {ms(a['final_ms'][95])} / {ms(b['final_ms'][95])} "
+                     f"| {a['matched']}/{a['turns']} / {b['matched']}/{b['turns']} "
+                     f"| {a['wer']:.3f} / {b['wer']:.3f} |")
+    lines += ["", "Latency: end of an utterance's audio at the source (the sender process, for the server) to its "
+              "final `emotion` event in hand (read on the server's ZeroMQ bus, for the server), in ms. Pipeline: the "
+              "events' own `end_to_end` (from the last voiced frame reaching the pipeline to publishing)."]
+    return "\n".join(lines) + "\n"
