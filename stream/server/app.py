@@ -81,6 +81,9 @@ def _handler(cfg: Config, kind: type[Ingest]) -> Callable:
         calls = request.app[CALLS]
         ws = web.WebSocketResponse(max_msg_size=cfg.server.max_message_bytes)
         await ws.prepare(request)
+        if calls.stop.is_set():
+            await ws.close(code=GOING_AWAY, message=b"server shutting down")
+            return ws
         if not calls.acquire():
             log.warning("refused a connection to %s: %d calls live (server.max_calls)", request.path, calls.slots)
             await ws.close(code=TRY_AGAIN_LATER, message=b"server full")

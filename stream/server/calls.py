@@ -38,7 +38,7 @@ class Calls:
 
     def acquire(self) -> bool:
         """Takes a slot; False when the server is full (the caller refuses the connection with 1013)."""
-        if self.slots >= self.cfg.server.max_calls or self.stop.is_set():
+        if self.slots >= self.cfg.server.max_calls:
             return False
         self.slots += 1
         return True
