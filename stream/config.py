@@ -126,7 +126,11 @@ MEASURES = ("valence", "arousal")  # besides the score of any label (anger, joy,
 @dataclass(frozen=True)
 class AlertRule:
     """Fires when ``count`` of a speaker's last ``window`` utterances have ``measure`` ``op`` ``threshold``, the
-    latest of them included; then not again for that rule and speaker within ``cooldown_s`` of call time."""
+    latest of them included; then not again for that rule and speaker within ``cooldown_s`` of call time.
+
+    With ``span_s`` > 0 it is a trend rule instead: the slope of ``measure`` (per second of call time, least
+    squares over the speaker's utterances that ended within the last ``span_s``, at least ``count`` of them)
+    compared with ``threshold``, e.g. valence falling faster than 0.02 per second over 30 s."""
 
     name: str = "customer_anger"
     speaker: str = "customer"  # a speaker name (customer, agent, ch0, spk1, ...); "" = every speaker
@@ -137,6 +141,7 @@ class AlertRule:
     window: int = 3
     severity: str = "warning"  # info | warning | critical
     cooldown_s: float = 60.0
+    span_s: float = 0.0  # > 0: a trend rule over this much call time (window is then unused)
 
     def __post_init__(self) -> None:
         where = f"alerts.rules[{self.name}]"
@@ -146,7 +151,11 @@ class AlertRule:
             raise ValueError(f"{where}.op: must be >= or <=, got {self.op!r}")
         if self.severity not in ("info", "warning", "critical"):
             raise ValueError(f"{where}.severity: must be info, warning or critical, got {self.severity!r}")
-        if not 1 <= self.count <= self.window:
+        if self.span_s < 0:
+            raise ValueError(f"{where}.span_s: must be at least 0, got {self.span_s}")
+        if self.span_s and self.count < 2:
+            raise ValueError(f"{where}.count: a trend needs at least 2 utterances, got {self.count}")
+        if not self.span_s and not 1 <= self.count <= self.window:
             raise ValueError(f"{where}.count: must be 1..window ({self.window}), got {self.count}")
         if self.cooldown_s < 0:
             raise ValueError(f"{where}.cooldown_s: must be at least 0, got {self.cooldown_s}")

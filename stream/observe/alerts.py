@@ -36,6 +36,19 @@ def measure(rule: AlertRule, event: EmotionEvent) -> float:
     return event.scores.get(rule.measure, 0.0)
 
 
+def compare(rule: AlertRule, value: float) -> bool:
+    return value >= rule.threshold if rule.op == ">=" else value <= rule.threshold
+
+
+def slope(points: list[tuple[str, float, bool, float]]) -> float:
+    """Least-squares slope of the values against their end times (per second); 0 when the times coincide."""
+    t = [p[3] for p in points]
+    v = [p[1] for p in points]
+    t_mean, v_mean = sum(t) / len(t), sum(v) / len(v)
+    spread = sum((x - t_mean) ** 2 for x in t)
+    return sum((x - t_mean) * (y - v_mean) for x, y in zip(t, v, strict=True)) / spread if spread else 0.0
+
+
 class AlertEngine:
     def __init__(self, stream_id: str, rules: Sequence[AlertRule], emit: Callable[[AlertEvent], Awaitable[object]],
                  prometheus: PrometheusExporter | None = None) -> None:
@@ -60,10 +73,18 @@ class AlertEngine:
                 continue
             key = (rule.name, event.speaker)
             value = measure(rule, event)
-            matched = value >= rule.threshold if rule.op == ">=" else value <= rule.threshold
-            history = self.recent.setdefault(key, deque(maxlen=rule.window))
-            history.append((event.utterance_id, value, matched, event.end_s))
-            hits = [h for h in history if h[2]]
+            if rule.span_s:
+                history = self.recent.setdefault(key, deque())
+                history.append((event.utterance_id, value, True, event.end_s))
+                while history and history[0][3] < event.end_s - rule.span_s:
+                    history.popleft()
+                hits = list(history)
+                matched = len(hits) >= rule.count and compare(rule, slope(hits))
+            else:
+                matched = compare(rule, value)
+                history = self.recent.setdefault(key, deque(maxlen=rule.window))
+                history.append((event.utterance_id, value, matched, event.end_s))
+                hits = [h for h in history if h[2]]
             if not matched or len(hits) < rule.count:
                 continue
             last = self.last_fired.get(key)
@@ -77,8 +98,10 @@ class AlertEngine:
             stream_id=self.stream_id, alert_id=f"{self.stream_id}-alert-{len(self.raised) + 1}", rule=rule.name,
             severity=rule.severity, speaker=event.speaker, channel=event.channel,
             utterance_ids=[h[0] for h in hits], values=[round(h[1], 4) for h in hits], at_s=event.end_s,
-            message=f"{event.speaker}: {rule.measure} {rule.op} {rule.threshold} on {len(hits)} of the last "
-                    f"{rule.window} utterances",
+            message=(f"{event.speaker}: {rule.measure} {rule.op} {rule.threshold} on {len(hits)} of the last "
+                     f"{rule.window} utterances") if not rule.span_s else
+                    (f"{event.speaker}: {rule.measure} trend {slope(hits):+.4f}/s over {rule.span_s:g} s "
+                     f"({len(hits)} utterances) {rule.op} {rule.threshold}"),
         )
         self.raised.append(alert)
         if self.prometheus is not None:

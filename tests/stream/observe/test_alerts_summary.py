@@ -69,6 +69,21 @@ def test_calm_call_raises_nothing_and_valence_rules_look_down():
     assert [(a.speaker, a.utterance_ids) for a in raised] == [("agent", ["c-00001"])]
 
 
+def test_trend_rule_fires_when_valence_falls_over_its_span():
+    souring = AlertRule(name="souring", speaker="customer", measure="valence", op="<=", threshold=-0.02, count=3,
+                        span_s=30, cooldown_s=60)
+    falling = [utterance(i, "customer", 0.0, 10.0 * i, valence=0.5 - 0.3 * i) for i in range(1, 5)]  # -0.03/s
+    raised, _ = run([souring], falling)
+    assert [a.utterance_ids for a in raised] == [["c-00001", "c-00002", "c-00003"]]  # at the third, once (cooldown)
+    assert "trend -0.0300/s over 30 s" in raised[0].message
+    steady = [utterance(i, "customer", 0.0, 10.0 * i, valence=-0.5 + 0.001 * i) for i in range(1, 6)]
+    assert run([souring], steady)[0] == []  # low but not falling
+    slow = [utterance(i, "customer", 0.0, 20.0 * i, valence=0.5 - 0.3 * i) for i in range(1, 6)]
+    assert run([souring], slow)[0] == []  # the same drop spread wider: never 3 utterances within 30 s
+    with pytest.raises(UserError, match=r"alerts.rules\[t\].count: a trend needs at least 2"):
+        override(Config(), alerts={"rules": [{"name": "t", "span_s": 30, "count": 1}]})
+
+
 def test_summary_adds_up_per_speaker():
     events = [utterance(1, "customer", 0.7, 5, valence=-0.4), utterance(2, "agent", 0.1, 8, valence=0.2),
               utterance(3, "customer", 0.9, 12, valence=-0.8), utterance(4, "customer", 0.2, 16)]
