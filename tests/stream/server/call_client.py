@@ -6,7 +6,7 @@ Usage::
     python call_client.py twilio ws://HOST:PORT/twilio?token=T --audio F [--turns J] [--seconds S] [--speed X]
         [--stream-id ID] [--vanish-at S]
     python call_client.py native ws://HOST:PORT/v1/stream --token T --audio F [--seconds S] [--speed X]
-        [--stream-id ID] [--events]
+        [--stream-id ID] [--events] [--channel-names a,b]
 
 Twilio: the audio is resampled to 8 kHz, mu-law encoded and sent as ``media`` messages of 20 ms; with ``--turns``
 (a dialogue's ground-truth JSON) the customer's turns go on the inbound track and the agent's on the outbound one,
@@ -44,9 +44,11 @@ def emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def load(path: Path, rate: int, seconds: float) -> np.ndarray:
+def load(path: Path, rate: int, seconds: float, mono: bool = True) -> np.ndarray:
+    """int16 samples at ``rate``: ``(n,)`` mixed to mono, else ``(n, channels)``."""
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
+    if mono:
+        audio = audio.mean(axis=1)
     if seconds:
         audio = audio[: int(seconds * sr)]
     if sr != rate:
@@ -109,9 +111,11 @@ def twilio(a: argparse.Namespace, ws) -> None:
 
 def native(a: argparse.Namespace, ws) -> None:
     rate, block = 16000, 1600
-    audio = load(a.audio, rate, a.seconds)
-    ws.send(json.dumps({"type": "start", "stream_id": a.stream_id, "sample_rate": rate, "encoding": "pcm_s16le",
-                        "channels": 1, "events": a.events}))
+    names = a.channel_names.split(",") if a.channel_names else []
+    audio = load(a.audio, rate, a.seconds, mono=not names)
+    start = {"type": "start", "stream_id": a.stream_id, "sample_rate": rate, "encoding": "pcm_s16le",
+             "channels": max(1, len(names)), "events": a.events}
+    ws.send(json.dumps(start | ({"channel_names": names} if names else {})))
     t0 = time.monotonic()
     for k in range(0, len(audio), block):
         if a.vanish_at and k / rate >= a.vanish_at:
@@ -133,6 +137,7 @@ def main() -> int:
     p.add_argument("--stream-id", default="call1")
     p.add_argument("--vanish-at", type=float, default=0.0)
     p.add_argument("--events", action="store_true")
+    p.add_argument("--channel-names", help="native: send the file's channels as they are, named so (a,b)")
     a = p.parse_args()
     headers = {"Authorization": f"Bearer {a.token}"} if a.token else {}
     try:
