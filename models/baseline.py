@@ -18,6 +18,8 @@ from emostream.models.features import InputNorm
 from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, register
 from emostream.models.text_top import TunedTop
 
+FUSIONS = ("fixed", "confidence")  # fixed weights, or each modality's weight scaled by its confidence
+
 
 @register
 class LateFusionBaseline(EmotionModel):
@@ -25,10 +27,13 @@ class LateFusionBaseline(EmotionModel):
 
     def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5,
                  text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2",
-                 text_reference: list[float] | None = None) -> None:
+                 text_reference: list[float] | None = None, fusion: str = "fixed") -> None:
         super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
-                         text_encoder=text_encoder, text_reference=text_reference)
+                         text_encoder=text_encoder, text_reference=text_reference, fusion=fusion)
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
         self.audio_weight = audio_weight
+        self.fusion = fusion
         # A buffer, so that it moves with the model to its device; not persistent: the bundle keeps it in hparams.
         ref = None if text_reference is None else reference_tensor(text_reference, dims.num_classes)
         self.register_buffer("text_reference", ref, persistent=False)
@@ -59,7 +64,8 @@ class LateFusionBaseline(EmotionModel):
 
     def forward(self, batch: EmotionBatch) -> torch.Tensor:
         audio, text = self.branch_logits(batch)
-        return fuse_log_probs(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference)
+        return fuse_log_probs(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference,
+                              by_confidence=self.fusion == "confidence")
 
 
 def reference_tensor(values: list[float], num_classes: int) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ def mlp(dims: list[int], dropout: float) -> nn.Sequential:
 
 def fuse_log_probs(
     audio_logits: torch.Tensor, text_logits: torch.Tensor, has_audio: torch.Tensor, has_text: torch.Tensor,
-    audio_weight: float | torch.Tensor, text_reference: torch.Tensor | None = None,
+    audio_weight: float | torch.Tensor, text_reference: torch.Tensor | None = None, by_confidence: bool = False,
 ) -> torch.Tensor:
     """Weighted product of experts over the modalities present; uniform when none is.
 
@@ -40,15 +41,27 @@ def fuse_log_probs(
     (log-probabilities, ``(C,)``): what the text branch says of words that carry no emotion. Where audio is
     present, the text votes with its log-probabilities relative to that reference, so emotionless words leave the
     audio's decision where it was, instead of pulling it toward neutral; text alone is not changed by it.
+    ``by_confidence``: each modality's weight is also scaled, per utterance, by its confidence (one minus its
+    entropy over the entropy of a uniform guess), so that a voice unlike any the model heard, which it hears as
+    a hesitant spread of classes, cannot outvote clear words; scaling the weights never moves the argmax of one
+    modality alone, and emotionless words (near the reference) still add nothing.
     """
     wa = has_audio.to(audio_logits.dtype) * audio_weight
     wt = has_text.to(text_logits.dtype) * (1 - audio_weight)
     la = torch.log_softmax(audio_logits, dim=-1)
     lt = torch.log_softmax(text_logits, dim=-1)
+    if by_confidence:
+        wa, wt = wa * confidence(la), wt * confidence(lt)
     if text_reference is not None:
         lt = lt - has_audio.to(lt.dtype).unsqueeze(-1) * text_reference
     total = (wa + wt).clamp(min=1e-6).unsqueeze(-1)
     return (wa.unsqueeze(-1) * la + wt.unsqueeze(-1) * lt) / total
+
+
+def confidence(log_probs: torch.Tensor) -> torch.Tensor:
+    """``1 - H(p) / log C`` per row: 1 for a certain prediction, 0 for a uniform one."""
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    return (1 - entropy / math.log(log_probs.shape[-1])).clamp(min=0.0)
 
 
 def present(x: torch.Tensor, flag: torch.Tensor) -> torch.Tensor:

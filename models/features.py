@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 import torchaudio
 
+from emostream.models.functionals import FUNCTIONAL_SETS, Functionals, WithFunctionals
 from emostream.models.whisper_states import MAX_WINDOW_S, WHISPER_MODELS, WhisperStates
 
 FeatureKind = Literal["mfcc", "mel", "lld", "whisper"]
@@ -30,6 +31,8 @@ class FeatureSpec:
     to ``whisper_window_s``; see ``models/whisper_states.py``; it needs ``hop_ms: 20`` and ``deltas: false``
     and ignores the mel settings).
     ``deltas`` appends first and second differences to the first three kinds.
+    ``functionals``: "" (none) or "egemaps", the utterance's 88 eGeMAPS functionals appended to every frame
+    (``models/functionals.py``).
     """
 
     kind: FeatureKind = "mfcc"
@@ -42,13 +45,15 @@ class FeatureSpec:
     max_frames: int = 1000
     whisper: str = "tiny.en"
     whisper_window_s: float = 10.0
+    functionals: str = ""
 
     @property
     def dim(self) -> int:
+        extra = FUNCTIONAL_SETS[self.functionals] if self.functionals else 0
         if self.kind == "whisper":
-            return WHISPER_MODELS[self.whisper].dim
+            return WHISPER_MODELS[self.whisper].dim + extra
         base = {"mfcc": self.n_mfcc, "mel": self.n_mels, "lld": LLD_DIM}[self.kind]
-        return base * (3 if self.deltas else 1)
+        return base * (3 if self.deltas else 1) + extra
 
     @property
     def hop_length(self) -> int:
@@ -76,6 +81,9 @@ class FeatureSpec:
             raise ValueError("feature spec kind 'whisper' has the encoder's own frames, 20 ms apart, no deltas: "
                              f"set hop_ms: {WHISPER_HOP_MS:g} and deltas: false (got hop_ms {spec.hop_ms:g}, "
                              f"deltas {str(spec.deltas).lower()})")
+        if spec.functionals and spec.functionals not in FUNCTIONAL_SETS:
+            raise ValueError(f"feature spec functionals {spec.functionals!r} is not supported; "
+                             f"use '' or one of {', '.join(FUNCTIONAL_SETS)}")
         if spec.sample_rate != 16000:
             raise ValueError(f"feature spec sample_rate {spec.sample_rate} is not supported; use 16000")
         return spec
@@ -87,9 +95,12 @@ Extractor = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 def make_extractor(spec: FeatureSpec, device: torch.device | str = "cpu", threads: int = 1) -> Extractor:
     """The front end a spec names, on ``device``: waveforms → ``(B, T, dim)`` frames and a ``(B, T)`` mask.
     ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller)."""
+    frames: Extractor
     if spec.kind == "whisper":
-        return WhisperStates(spec.whisper, spec.whisper_window_s, spec.max_frames, device, threads)
-    return FeatureExtractor(spec).to(device)
+        frames = WhisperStates(spec.whisper, spec.whisper_window_s, spec.max_frames, device, threads)
+    else:
+        frames = FeatureExtractor(spec).to(device)
+    return WithFunctionals(frames, Functionals(spec.functionals)) if spec.functionals else frames
 
 
 class FeatureExtractor(torch.nn.Module):

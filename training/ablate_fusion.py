@@ -7,7 +7,10 @@ a fixed weight (``audio_weight``); changing it needs no retraining. For each wei
 ``emo-eval`` on held-out label-matched pairs (fused UA) and on RAVDESS clips with their own emotionless
 statement (fused UA, to compare with audio alone), for the dev split (where a weight would be chosen) and the
 test split (reported only). A bundle with a text reference (training/calibrate.py) is scored with it and without
-it at each weight. Prints a markdown table and writes JSON to ``--out``.
+it at each weight, and each with fixed and with confidence-scaled fusion (models/blocks.py ``fuse_log_probs``).
+A bundle that learned from GoEmotions is also scored on ``--spoken`` GoEmotions utterances of the split read aloud by
+espeak-ng (training/spoken_text.py): a voice out of every corpus's domain with clear words, where the fused UA
+should follow the text's. Prints a markdown table and writes JSON to ``--out``.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ import json
 import logging
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
+from emostream.models.labels import LABELS
+from emostream.training.batching import predict
+from emostream.training.metrics import scores
 from emostream.training.options import add_data_options
+from emostream.training.speaker_frames import heard_frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", type=Path, required=True, help="a late-fusion bundle (architecture with audio_weight)")
     p.add_argument("--weights", default="0,0.25,0.5,0.75,1", help="comma-separated audio weights in [0, 1]")
     p.add_argument("--out", type=Path, default=Path("runs/ablation_fusion.json"))
+    p.add_argument("--spoken", type=int, default=210, metavar="N",
+                   help="GoEmotions utterances per split read aloud (spread over the classes; 0: none)")
     add_data_options(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -46,12 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--weights: each weight must be in [0, 1]")
     data, cache = args.data or default_data_dir(), args.cache or default_cache_dir()
     reference = bundle.model.text_reference
-    variants = [(w, ref) for w in weights for ref in ((reference, None) if reference is not None else (None,))]
+    variants = [(w, ref, fusion) for w in weights for ref in ((reference, None) if reference is not None else (None,))
+                for fusion in ("fixed", "confidence")]
+    spoken = {split: spoken_inputs(bundle, split, args.spoken, data, cache) for split in ("dev", "test")} \
+        if args.spoken and "goemotions" in bundle.meta.data_card.get("corpora", {}) else {}
     rows = []
     with tempfile.TemporaryDirectory() as reports:
-        for w, ref in variants:
-            bundle.model.audio_weight, bundle.model.text_reference = w, ref
-            row: dict[str, float] = {"audio_weight": w, "text_reference": ref is not None}
+        for w, ref, fusion in variants:
+            bundle.model.audio_weight, bundle.model.text_reference, bundle.model.fusion = w, ref, fusion
+            row: dict[str, float | str] = {"audio_weight": w, "text_reference": ref is not None, "fusion": fusion}
+            for split, (inputs, y) in spoken.items():
+                for name, only in (("fused", inputs), ("audio", [replace(x, sentence=None, tokens=None, context=())
+                                                                for x in inputs]),
+                                   ("text", [replace(x, audio=None) for x in inputs])):
+                    pred = predict(bundle.model, only).argmax(1)
+                    row[f"{split}_spoken_{name}_ua"] = round(scores(y, pred, LABELS)["unweighted_recall"], 4)
             for split in ("dev", "test"):
                 pairs = evaluate(bundle, "pairs", split, data, cache, Path(reports))
                 clips = evaluate(bundle, "ravdess", split, data, cache, Path(reports))
@@ -62,13 +83,42 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    print("| audio weight | text reference | dev pairs fused UA | dev statement + audio UA | test pairs fused UA | "
-          "test statement + audio UA | test audio alone UA |\n|---|---|---|---|---|---|---|")
+    print("| audio weight | text reference | fusion | dev pairs fused UA | dev statement + audio UA | dev audio UA | "
+          "dev spoken fused / text / audio UA | test pairs fused UA | test statement + audio UA | test audio UA | "
+          "test spoken fused / text / audio UA |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['audio_weight']:g} | {'yes' if r['text_reference'] else 'no'} | {r['dev_pairs_fused_ua']:.3f} | "
-              f"{r['dev_statement_fused_ua']:.3f} | "
-              f"{r['test_pairs_fused_ua']:.3f} | {r['test_statement_fused_ua']:.3f} | {r['test_audio_ua']:.3f} |")
+        cells = [f"{r['audio_weight']:g}", "yes" if r["text_reference"] else "no", str(r["fusion"])]
+        for split in ("dev", "test"):
+            cells += [f"{r[f'{split}_pairs_fused_ua']:.3f}", f"{r[f'{split}_statement_fused_ua']:.3f}",
+                      f"{r[f'{split}_audio_ua']:.3f}"]
+            cells.append(" / ".join(f"{r[f'{split}_spoken_{m}_ua']:.3f}" for m in ("fused", "text", "audio"))
+                         if f"{split}_spoken_fused_ua" in r else "-")
+        print("| " + " | ".join(cells) + " |")
     return 0
+
+
+def spoken_inputs(bundle: Any, split: str, n: int, data: Path, cache: Path) -> tuple[list, np.ndarray]:
+    """``n`` GoEmotions utterances of ``split`` (as many of each class as there are, up to n / 7), read aloud, as
+    fused inputs (the text with its synthetic voice) and their labels."""
+    from emostream.stream.stages.vad import VadConfig
+    from emostream.training.batching import dialogue_inputs, label_array
+    from emostream.training.cache import audio_frames, text_features
+    from emostream.training.data.goemotions import load_goemotions
+    from emostream.training.spoken_text import speaker_of, spoken
+
+    meta = bundle.meta
+    utts = load_goemotions(data, split)
+    rng = np.random.default_rng(0)
+    picked = []
+    for label in LABELS:
+        pool = [u for u in utts if u.label == label]
+        picked += [pool[i] for i in sorted(rng.choice(len(pool), min(len(pool), n // len(LABELS)), replace=False))]
+    paths = spoken(picked, cache / "spoken")
+    picked = [replace(u, speaker=speaker_of(p)) for u, p in zip(picked, paths, strict=True)]
+    frames = heard_frames(audio_frames(paths, meta.features, VadConfig(**meta.data_card["vad"]), cache), picked,
+                          meta.speaker_norm)
+    sentences, tokens = text_features([u.text for u in picked], meta.text_encoder, cache)
+    return dialogue_inputs(picked, sentences, meta.dims, audio=frames, tokens=tokens), label_array(picked, LABELS)
 
 
 if __name__ == "__main__":

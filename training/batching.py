@@ -19,7 +19,7 @@ def dialogue_inputs(utts: Sequence[Utterance], sentences: dict[str, torch.Tensor
 
     ``utts`` must be ordered by dialogue and turn, as the loaders return them. ``audio`` gives each
     utterance's frames; without it the audio modality is absent. ``use_text=False`` drops the text. ``tokens``
-    (training.cache.token_states) gives each text's token states, for models that read them.
+    (training.cache.text_features) gives each text's token states, for models that read them.
     """
     h = dims.context_size
     no_audio = torch.zeros(2 * dims.audio_dim)

@@ -21,11 +21,13 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from emostream.models import features, whisper_states
+from emostream.models import features, functionals, whisper_states
 from emostream.models.features import FeatureSpec, make_extractor
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
 from emostream.stream.stages import vad as vad_module
 from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
+from emostream.training import telephone as telephone_module
+from emostream.training.telephone import telephone
 
 log = logging.getLogger(__name__)
 
@@ -38,52 +40,62 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
-def _text_store(texts: Sequence[str], spec: TextEncoderSpec, path: Path, what: str, batch_size: int,
-                take: Callable[[TextEncoding, int], torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The stored value of every distinct non-empty text in ``path``; missing ones are encoded, ``take`` picks
-    what to keep of row j of an encoded batch, and the store is saved again."""
-    store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.is_file() else {}
-    todo = sorted({t for t in texts if t and t not in store})
+Take = Callable[[TextEncoding, int], torch.Tensor]
+
+
+def _text_stores(texts: Sequence[str], spec: TextEncoderSpec, stores: list[tuple[Path, Take]], what: str,
+                 batch_size: int) -> list[dict[str, torch.Tensor]]:
+    """The stored values of every distinct non-empty text, one dict per ``(path, take)`` store: texts missing from
+    any store are encoded once (one encoder pass serves all stores), ``take`` picks what a store keeps of row j of
+    an encoded batch, and changed stores are saved again."""
+    loaded: list[dict[str, torch.Tensor]] = [torch.load(p, weights_only=True) if p.is_file() else {}
+                                             for p, _ in stores]
+    todo = sorted({t for t in texts if t and any(t not in store for store in loaded)})
     if todo:
         encoder = TextEncoder(spec)
-        for i in tqdm(range(0, len(todo), batch_size), desc=what, unit="batch"):
+        for i in tqdm(range(0, len(todo), batch_size), desc=what, unit="batch", mininterval=2.0):
             chunk = todo[i : i + batch_size]
             enc = encoder.encode(chunk)
             for j, text in enumerate(chunk):
-                store[text] = take(enc, j)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(store, path)
-    return store
+                for store, (_, take) in zip(loaded, stores, strict=True):
+                    store[text] = take(enc, j)
+        for store, (path, _) in zip(loaded, stores, strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(store, path)
+    return loaded
+
+
+def _sentence_store(spec: TextEncoderSpec, cache_dir: Path) -> tuple[Path, Take]:
+    # Sentence vectors depend on the encoder and the truncation only, not on which token states a spec asks for.
+    key = {"name": spec.name, "max_tokens": spec.max_tokens, "level": "sentence"}
+    return (cache_dir / "text" / f"{_digest(json.dumps(key, sort_keys=True))[:16]}.pt",
+            lambda enc, j: enc.sentence[j].clone())
+
+
+def _token_store(spec: TextEncoderSpec, cache_dir: Path) -> tuple[Path, Take]:
+    key = {"name": spec.name, "max_tokens": spec.max_tokens, "token_layer": spec.token_layer, "kind": "tokens"}
+    return (cache_dir / "text" / f"tokens-{_digest(json.dumps(key, sort_keys=True))[:16]}.pt",
+            lambda enc, j: enc.tokens[j, : int(enc.mask[j].sum())].half().clone())
 
 
 def text_embeddings(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
                     batch_size: int = 64) -> dict[str, torch.Tensor]:
     """Sentence embedding of every distinct text; "" maps to zeros (no words heard)."""
-    # Sentence vectors depend on the encoder and the truncation only, not on which token states a spec asks for.
-    key = {"name": spec.name, "max_tokens": spec.max_tokens, "level": "sentence"}
-    path = cache_dir / "text" / f"{_digest(json.dumps(key, sort_keys=True))[:16]}.pt"
-    store = _text_store(texts, spec, path, "text embeddings", batch_size, lambda enc, j: enc.sentence[j].clone())
+    (store,) = _text_stores(texts, spec, [_sentence_store(spec, cache_dir)], "text embeddings", batch_size)
     return {t: store[t] if t else torch.zeros(spec.dim) for t in set(texts)}
 
 
-def token_states(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
-                 batch_size: int = 64) -> dict[str, torch.Tensor] | None:
-    """Token states ``(L, dim)`` (of layer ``spec.token_layer``) of every distinct non-empty text, for a spec of
-    ``level: token``; None for a sentence-level spec. Stored as float16 (MELD's take ~120 MB)."""
+def text_features(texts: Sequence[str], spec: TextEncoderSpec, cache_dir: Path,
+                  batch_size: int = 64) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """What ``dialogue_inputs`` takes of every text: its sentence embedding ("" maps to zeros), and for a spec of
+    ``level: token`` its token states ``(L, dim)`` of layer ``spec.token_layer``, stored as float16 (None for a
+    sentence-level spec)."""
     if spec.level != "token":
-        return None
-    key = {"name": spec.name, "max_tokens": spec.max_tokens, "token_layer": spec.token_layer, "kind": "tokens"}
-    path = cache_dir / "text" / f"tokens-{_digest(json.dumps(key, sort_keys=True))[:16]}.pt"
-    store = _text_store(texts, spec, path, "token states", batch_size,
-                        lambda enc, j: enc.tokens[j, : int(enc.mask[j].sum())].half().clone())
-    return {t: store[t] for t in set(texts) if t}
-
-
-def text_features(texts: Sequence[str], spec: TextEncoderSpec,
-                  cache_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-    """What ``dialogue_inputs`` takes of every text: its sentence embedding, and its token states for a spec of
-    ``level: token`` (None otherwise)."""
-    return text_embeddings(texts, spec, cache_dir), token_states(texts, spec, cache_dir)
+        return text_embeddings(texts, spec, cache_dir, batch_size), None
+    sentences, tokens = _text_stores(texts, spec, [_sentence_store(spec, cache_dir), _token_store(spec, cache_dir)],
+                                     "text features", batch_size)
+    return ({t: sentences[t] if t else torch.zeros(spec.dim) for t in set(texts)},
+            {t: tokens[t] for t in set(texts) if t})
 
 
 def load_audio(path: Path) -> np.ndarray:
@@ -109,17 +121,28 @@ def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:
     return cut_utterance(audio, (spans[0][0], spans[-1][1]), vad)
 
 
+CHANNELS = ("clean", "telephone")
+
+
 def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache_dir: Path,
-                 gain_db: float = 0.0) -> list[torch.Tensor]:
+                 gain_db: float = 0.0, channel: str = "clean") -> list[torch.Tensor]:
     """Raw (un-normalised) feature frames ``(T, dim)`` of each VAD-cut clip, ``gain_db`` louder if given.
+
+    ``channel="telephone"`` plays each clip through a simulated phone line first (training/telephone.py; its
+    random draws seeded by the clip's bytes, so a clip always sounds the same), as a call would reach the stream.
 
     A clip in which the VAD hears nothing is used whole (and counted in the log) rather than dropped,
     so that the label distribution of a split does not depend on the VAD.
     """
-    code = "".join(inspect.getsource(m) for m in (features, whisper_states, vad_module))
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown audio channel {channel!r}; use one of {', '.join(CHANNELS)}")
+    modules = (features, functionals, whisper_states, vad_module) + ((telephone_module,) if channel != "clean" else ())
+    code = "".join(inspect.getsource(m) for m in modules)
     keyed: dict[str, Any] = {"features": spec.to_dict(), "vad": asdict(vad), "code": _digest(code)}
     if gain_db:
         keyed["gain_db"] = gain_db
+    if channel != "clean":
+        keyed["channel"] = channel
     settings = json.dumps(keyed, sort_keys=True)
     extractor = make_extractor(spec, threads=2)
     out: list[torch.Tensor] = []
@@ -131,6 +154,8 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
             out.append(torch.from_numpy(np.load(file)))
             continue
         audio = load_audio(path)
+        if channel == "telephone":
+            audio = telephone(audio, int(_digest(data)[:8], 16))
         cut = vad_cut(audio, vad)
         if cut is None:
             uncut += 1

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports", type=Path, default=None, help="default runs/eval/<new id>/")
     p.add_argument("--audio-weight", type=float, default=None,
                    help="late fusion only: the audio branch's weight in [0, 1] after calibration")
+    p.add_argument("--fusion", choices=("fixed", "confidence"), default=None,
+                   help="late fusion only: fixed weights, or each modality's weight scaled by its confidence "
+                        "(models/blocks.py fuse_log_probs; choose on dev with emostream.training.ablate_fusion)")
     p.add_argument("--text-reference", action=argparse.BooleanOptionalAction, default=True,
                    help="late fusion only: fit what the text branch says of emotionless words (MELD dev neutral "
                         "utterances) and fuse the text relative to it (default: on)")
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from emostream.training.cache import audio_frames, text_features
     from emostream.training.data.meld import load_meld
     from emostream.training.data.ravdess import load_ravdess
+    from emostream.training.data.registry import CORPORA
     from emostream.training.evaluate import evaluate
     from emostream.training.metrics import summary
     from emostream.training.model_card import calibration_note, model_card
@@ -59,27 +63,33 @@ def main(argv: list[str] | None = None) -> int:
     data, cache = args.data or default_data_dir(), args.cache or default_cache_dir()
     bundle = load_bundle(args.bundle)
     meta, model = bundle.meta, bundle.model
+    more = meta.data_card.get("corpora", {})  # further corpora the bundle learned from: calibrated on their dev too
     clips = load_ravdess(data, meta.data_card["ravdess"]["actors"]["dev"])
+    clips += [u for n, c in more.items() if c["modality"] == "audio" for u in CORPORA[n].splits(data)["dev"]]
     frames = heard_frames(audio_frames([c.audio for c in clips], meta.features, VadConfig(**meta.data_card["vad"]),
                                        cache), clips, meta.speaker_norm)
     meld = load_meld(data, "dev")
-    sentences, tokens = text_features([u.text for u in meld], meta.text_encoder, cache)
+    read = meld + [u for n, c in more.items() if c["modality"] == "text" for u in CORPORA[n].splits(data)["dev"]]
+    sentences, tokens = text_features([u.text for u in read], meta.text_encoder, cache)
     audio_in = dialogue_inputs(clips, {}, meta.dims, audio=frames, use_text=False)
-    text_in = dialogue_inputs(meld, sentences, meta.dims, tokens=tokens)
-    y_a, y_t = label_array(clips, meta.labels), label_array(meld, meta.labels)
+    text_in = dialogue_inputs(read, sentences, meta.dims, tokens=tokens)
+    y_a, y_t = label_array(clips, meta.labels), label_array(read, meta.labels)
     if hasattr(model, "branch_logits"):
         temps: dict[str, float] = calibrate_branches(model, audio_in, y_a, text_in, y_t)
     else:
         temps = {"output": calibrate_output(model, audio_in + text_in, np.concatenate([y_a, y_t]))}
     log.info("temperatures fitted on dev: %s", temps)
-    calibration: dict = {"temperatures": temps, "fitted_on": "RAVDESS dev actors (audio), MELD dev (text); "
-                                                              "negative log-likelihood, folded into output layers"}
+    calibration: dict = {"temperatures": temps, "fitted_on": f"dev speakers of {', '.join(['ravdess', *more])} "
+                                                              "(audio branch), dev splits of the text corpora "
+                                                              "(text branch); negative log-likelihood, folded into "
+                                                              "output layers"}
     hparams = meta.hparams
     if hasattr(model, "text_reference"):  # late fusion: fit a reference afresh, or fuse without one
         hparams = {k: v for k, v in hparams.items() if k != "text_reference"}
         model.text_reference = None
-        if args.text_reference:
-            reference = fit_text_reference(model, text_in, y_t, meta.labels.index("neutral"))
+        if args.text_reference:  # MELD's neutral utterances: spoken dialogue, like what the stream transcribes
+            meld_in = text_in[: len(meld)]
+            reference = fit_text_reference(model, meld_in, y_t[: len(meld)], meta.labels.index("neutral"))
             model.text_reference = reference_tensor(reference, model.dims.num_classes)
             hparams |= {"text_reference": reference}
             calibration["text_reference"] = ("log of the text branch's mean probabilities on MELD dev neutral "
@@ -90,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         model.audio_weight = args.audio_weight
         hparams = hparams | {"audio_weight": args.audio_weight}
         calibration["audio_weight"] = f"{args.audio_weight} (chosen on dev fused UA: training/ablate_fusion.py)"
+    if args.fusion is not None:
+        if not hasattr(model, "fusion"):
+            p.error("--fusion: needs a late-fusion bundle")
+        model.fusion = args.fusion
+        hparams = hparams | {"fusion": args.fusion}
+        calibration["fusion"] = f"{args.fusion} (chosen on dev: training/ablate_fusion.py)"
     new_id = args.id or f"{meta.id}-calibrated"
     card = dict(meta.data_card, calibration=calibration)
     meta = replace(meta, id=new_id, hparams=hparams, data_card=card, scores={})
@@ -97,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     calibrated = load_bundle(args.out)
     reports = args.reports or Path("runs") / "eval" / new_id
     results = {}
-    for corpus in ("meld", "ravdess", "pairs"):
+    for corpus in ("meld", "ravdess", "pairs", *more):
         results.update(evaluate(calibrated, corpus, "test", data, cache, reports))
     meta.scores = {k: summary(v) for k, v in results.items()}
     original = (args.bundle / "MODEL_CARD.md").read_text()

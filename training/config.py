@@ -54,6 +54,9 @@ class BranchTraining:
     encoder_lr: float = field(default=3e-5, kw_only=True)
     # Cross-entropy label smoothing: MELD's labels are one annotator majority, often a near tie between classes.
     label_smoothing: float = field(default=0.0, kw_only=True)
+    # At most this many training examples of each corpus per epoch, drawn afresh (0: all of them), so that a large
+    # corpus (GoEmotions) neither drowns a small one nor makes an epoch take an hour on a CPU.
+    per_corpus: int = field(default=0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class AudioTraining(BranchTraining):
 
     gain_db: float
     crop_min: float
+    # Probability that a training clip is heard through a simulated phone line in an epoch (training/telephone.py;
+    # each clip's line is fixed, so its features are computed once); 0 turns it off.
+    telephone: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,10 @@ class TrainConfig:
     # Speaker normalisation of the audio frames (models/speaker_norm.py): the corpus prior's weight in frames;
     # 0 turns it off.
     speaker_norm_frames: float = 0.0
+    # The corpora each branch learns from (training/data/registry.py): RAVDESS (split by ``splits``) and MELD always,
+    # the others split as the registry fixes them.
+    audio_corpora: list[str] = field(default_factory=lambda: ["ravdess"])
+    text_corpora: list[str] = field(default_factory=lambda: ["meld"])
 
     @property
     def fused(self) -> bool:
@@ -205,6 +215,7 @@ def parse_config(data: Any) -> TrainConfig:
     else:
         _check_splits(cfg.splits)
     _check_training(cfg)
+    _check_corpora(cfg)
     try:
         check_spec(cfg.model.hparams, cfg.text_encoder)
     except ValueError as e:
@@ -215,6 +226,17 @@ def parse_config(data: Any) -> TrainConfig:
         raise ConfigError(f"model: cannot build {cfg.model.architecture!r} with hparams {cfg.model.hparams}: {e}") \
             from None
     return cfg
+
+
+def _check_corpora(cfg: TrainConfig) -> None:
+    from emostream.training.data.registry import CORPORA
+
+    for key, modality, first in (("audio_corpora", "audio", "ravdess"), ("text_corpora", "text", "meld")):
+        names: list[str] = getattr(cfg, key)
+        wrong = [n for n in names if n not in CORPORA or CORPORA[n].modality != modality]
+        if wrong or len(set(names)) != len(names) or (names and names[0] != first):
+            known = [n for n, c in CORPORA.items() if c.modality == modality]
+            raise ConfigError(f"{key}: {names} must start with {first!r} and name each of {known} at most once")
 
 
 def _check_splits(s: Splits) -> None:
@@ -258,10 +280,12 @@ def _check_training(cfg: TrainConfig) -> None:
             raise ConfigError(f"{branch}: lr must be > 0 and weight_decay >= 0")
         if not 0 <= t.label_smoothing < 1:
             raise ConfigError(f"{branch}.label_smoothing: must be in [0, 1)")
+        if t.per_corpus < 0:
+            raise ConfigError(f"{branch}.per_corpus: must be 0 (all) or more")
     audio: AudioTraining = cfg.fused_training if cfg.fused else cfg.audio_training  # type: ignore[assignment]
     key = "fused_training" if cfg.fused else "audio_training"
-    if audio.gain_db < 0 or not 0 < audio.crop_min <= 1:
-        raise ConfigError(f"{key}: gain_db must be >= 0 and crop_min in (0, 1]")
+    if audio.gain_db < 0 or not 0 < audio.crop_min <= 1 or not 0 <= audio.telephone <= 1:
+        raise ConfigError(f"{key}: gain_db must be >= 0, crop_min in (0, 1] and telephone in [0, 1]")
     if audio.gain_db and cfg.features.kind == "whisper":
         raise ConfigError(f"{key}.gain_db: level augmentation shifts log-mel or MFCC frames after extraction, and "
                           "Whisper states do not change linearly with level; set gain_db: 0")

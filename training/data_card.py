@@ -85,12 +85,36 @@ def _corpora(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[s
     }
 
 
+def more_corpora(more: dict[str, dict[str, list[Utterance]]]) -> dict[str, Any]:
+    """The data-card part of the corpora beyond RAVDESS and MELD: source, licence, language, and per split its
+    speakers (audio) and label counts."""
+    from emostream.training.data.registry import CORPORA
+
+    out = {}
+    for name, splits in more.items():
+        c = CORPORA[name]
+        out[name] = {"source": c.source, "licence": c.licence, "language": c.language, "modality": c.modality,
+                     "labels": {k: _counts(v) for k, v in splits.items()},
+                     "use": "train: training; dev: early stopping and model choice; test: held-out score only"}
+        if c.modality == "audio":
+            out[name]["speakers"] = {k: sorted({u.speaker for u in v}) for k, v in splits.items()}
+    return out
+
+
+def licence_of(more: dict[str, Any]) -> str:
+    """The bundle's licence: RAVDESS's non-commercial terms, and every further corpus's terms named."""
+    return "; ".join([LICENCE, *(f"{name}: {card['licence']}" for name, card in more.items())])
+
+
 def data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[str, list[Utterance]],
-              training: dict[str, Any]) -> dict[str, Any]:
-    """What the bundle was trained on and how; ``emo-eval`` reads the RAVDESS actors and VAD from it."""
+              training: dict[str, Any], more: dict[str, dict[str, list[Utterance]]] | None = None) -> dict[str, Any]:
+    """What the bundle was trained on and how; ``emo-eval`` reads the RAVDESS actors and VAD from it.
+    ``more``: the further corpora (name → split → records) it learned from."""
+    extra = more_corpora(more or {})
     return {
-        "licence": LICENCE,
+        "licence": licence_of(extra),
         "sources": sources(cfg),
+        "corpora": extra,
         **_corpora(cfg, ravdess, meld, meld_use="train: text branch; dev: early stopping; test: held-out score only",
                    ravdess_use="train actors: audio branch; dev actors: early stopping; test actors: held-out score "
                                "only"),

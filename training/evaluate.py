@@ -7,6 +7,9 @@ audio alone at a level 12 dB below the corpus's, because a live microphone is ra
 A bundle with speaker normalisation gets each actor's clips normalised as a stream would (``heard_frames``).
 Pairs: each RAVDESS clip of the split's actors paired with three MELD utterances of the same label from the
 MELD split of the same name (with their past-only context; seed ``PAIR_SEED``): fused, audio alone, text alone.
+Any other corpus of the registry (training/data/registry.py): its split as the registry fixes it, text corpora with
+past-only context, audio corpora by voice alone, clean and through a simulated phone line, scored with the argmax
+restricted to the corpus's classes (training/corpus_scores.py). RAVDESS gets the phone-line condition too.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from emostream.models.bundle import Bundle
 from emostream.stream.stages.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
+from emostream.training.corpus_scores import corpus_scores
 from emostream.training.data.manifest import load_manifest
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
+from emostream.training.data.registry import CORPORA as REGISTRY
 from emostream.training.manifest_inputs import manifest_inputs
 from emostream.training.metrics import scores, write_report
 from emostream.training.pairs import PAIR_SEED, match_labels, paired_inputs
@@ -32,7 +37,7 @@ from emostream.training.speaker_frames import heard_frames
 from emostream.training.splits import subsample
 
 log = logging.getLogger(__name__)
-CORPORA = ("meld", "ravdess", "pairs", "manifest")
+CORPORA = ("meld", "ravdess", "pairs", "manifest", *(c for c in REGISTRY if c not in ("meld", "ravdess")))
 QUIET_DB = -12.0
 
 
@@ -49,6 +54,8 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         if manifest is None:
             raise ValueError("--corpus manifest needs --manifest FILE (a CSV or JSONL manifest)")
         return _evaluate_manifest(bundle, manifest, split, cache_dir, reports)
+    if corpus in REGISTRY and corpus not in ("meld", "ravdess"):
+        return _evaluate_registered(bundle, corpus, split, data_dir, cache_dir, reports, every)
     if corpus == "meld":
         utts = subsample(load_meld(data_dir, split), every)
         sentences, tokens = text_features([u.text for u in utts], spec, cache_dir)
@@ -90,11 +97,39 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
                                           gain_db=QUIET_DB), utts, meta.speaker_norm)
         inputs = dialogue_inputs(utts, sentences, meta.dims, audio=quiet, use_text=False)
         results[f"ravdess_{split}_audio_quiet"] = scores(y, predict(model, inputs).argmax(1), labels)
+        phone = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                          channel="telephone"), utts, meta.speaker_norm)
+        inputs = dialogue_inputs(utts, sentences, meta.dims, audio=phone, use_text=False)
+        results[f"ravdess_{split}_audio_telephone"] = scores(y, predict(model, inputs).argmax(1), labels)
+    return _report(results, meta.id, reports)
+
+
+def _report(results: dict[str, dict[str, Any]], model_id: str, reports: Path) -> dict[str, dict[str, Any]]:
     for name, result in results.items():
-        write_report(result, f"{meta.id}: {name.replace('_', ' ')}", reports, name)
+        write_report(result, f"{model_id}: {name.replace('_', ' ')}", reports, name)
         log.info("%s: WA %.3f UA %.3f wF1 %.3f", name, result["accuracy"], result["unweighted_recall"],
                  result["weighted_f1"])
     return results
+
+
+def _evaluate_registered(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir: Path, reports: Path,
+                         every: int) -> dict[str, dict[str, Any]]:
+    meta, model, c = bundle.meta, bundle.model, REGISTRY[corpus]
+    utts = subsample(c.splits(data_dir)[split], every)
+    y = label_array(utts, meta.labels)
+    if c.modality == "text":
+        sentences, tokens = text_features([u.text for u in utts], meta.text_encoder, cache_dir)
+        inputs = dialogue_inputs(utts, sentences, meta.dims, tokens=tokens)
+        return _report({f"{corpus}_{split}_text": scores(y, predict(model, inputs).argmax(1), meta.labels)},
+                       meta.id, reports)
+    vad = VadConfig(**meta.data_card["vad"]) if "vad" in meta.data_card else VadConfig()
+    results = {}
+    for channel, suffix in (("clean", ""), ("telephone", "_telephone")):
+        frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                           channel=channel), utts, meta.speaker_norm)
+        inputs = dialogue_inputs(utts, {}, meta.dims, audio=frames, use_text=False)
+        results[f"{corpus}_{split}_audio{suffix}"] = corpus_scores(predict(model, inputs), y, meta.labels, c.classes)
+    return _report(results, meta.id, reports)
 
 
 def _evaluate_manifest(bundle: Bundle, manifest: Path, split: str, cache_dir: Path,
@@ -116,8 +151,4 @@ def _evaluate_manifest(bundle: Bundle, manifest: Path, split: str, cache_dir: Pa
     if text:
         only = [replace(inputs[i], audio=None) for i in text]
         results[f"{name}_text"] = scores(y[text], predict(model, only).argmax(1), meta.labels)
-    for cond, result in results.items():
-        write_report(result, f"{meta.id}: {cond.replace('_', ' ')}", reports, cond)
-        log.info("%s: WA %.3f UA %.3f wF1 %.3f", cond, result["accuracy"], result["unweighted_recall"],
-                 result["weighted_f1"])
-    return results
+    return _report(results, meta.id, reports)

@@ -70,6 +70,27 @@ def _score_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def more_corpora(dc: dict[str, Any]) -> str:
+    """The card's section on the corpora beyond RAVDESS and MELD (none: nothing)."""
+    more = dc.get("corpora") or {}
+    if not more:
+        return ""
+    lines = ["", "### Further corpora", "",
+             "Each was split by the registry (training/data/registry.py): audio corpora by whole speakers, text",
+             "corpora by their official splits; train for training, dev for early stopping and model choice, test",
+             "only scored.", "", "| corpus | modality | language | licence | source | train / dev / test |",
+             "|---|---|---|---|---|---|"]
+    for name, c in more.items():
+        sizes = " / ".join(str(sum(c["labels"][k].values())) for k in ("train", "dev", "test"))
+        lines.append(f"| {name} | {c['modality']} | {c['language']} | {c['licence']} | {c['source']} | {sizes} |")
+    for name, c in more.items():
+        if "speakers" in c:
+            lines.append(f"- {name}: dev speakers {c['speakers']['dev']}, test speakers {c['speakers']['test']}.")
+    lines += ["", "How the recipe does on each audio corpus left out whole (trained on the others): "
+              "docs/cross_corpus.md (`python -m emostream.training.cross_corpus`)."]
+    return "\n".join(lines) + "\n"
+
+
 def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
     """MODEL_CARD.md: provenance, licences, training, held-out scores, intended use and limits."""
     dc = meta.data_card
@@ -116,7 +137,7 @@ random crop keeping at least {audio["crop_min"]} of the frames.
 - Seed {tr["seed"]}. Audio branch: best dev UA {audio["best_dev"]:.3f} at epoch {audio["best_epoch"]}
   of {audio["epochs_run"]}. Text branch: best dev weighted F1 {text["best_dev"]:.3f} at epoch {text["best_epoch"]}
   of {text["epochs_run"]}. Training took {tr["seconds"]:.0f} s on CPU.
-
+{more_corpora(dc)}
 ## Held-out scores
 
 {_score_table(results)}
@@ -124,6 +145,9 @@ random crop keeping at least {audio["crop_min"]} of the frames.
   standard MELD metric is weighted F1.
 - `ravdess_test_audio`: RAVDESS held-out actors, audio only. UA is the standard speech-emotion metric.{heard(meta)}
 - `ravdess_test_audio_quiet`: the same, with the level 12 dB below the corpus's (a quieter microphone).
+- `*_audio_telephone`: the same clips through a simulated phone line (8 kHz, 300-3400 Hz, G.711 mu-law, level
+  changes; training/telephone.py). Other corpora's rows (`emodb_test_audio`, ...): their held-out speakers, UA
+  with the argmax restricted to the corpus's classes; text corpora: their official test split.
 - `ravdess_test_text` / `ravdess_test_fused`: the same clips with their statement as text (no context). The
   words carry no emotion (two fixed sentences), so text alone is at chance and the fused score shows what adding
   uninformative words does to the audio decision; compare it with `ravdess_test_audio`.
@@ -160,8 +184,9 @@ def calibration_note(card: str, bundle_id: str, temps: dict[str, float], audio_w
 
 ## Temperature calibration
 
-Temperatures {temps} were fitted on dev data (RAVDESS dev actors for audio, MELD dev for text; negative
-log-likelihood) and folded into the output layers (logits / T), so the architecture is unchanged.{weight}
+Temperatures {temps} were fitted on dev data (the dev speakers of every audio corpus for audio, the dev splits of
+the text corpora for text; negative log-likelihood) and folded into the output layers (logits / T), so the
+architecture is unchanged.{weight}
 Scores of the calibrated bundle (supersede the table above where they differ):
 
 {_score_table(results)}"""

@@ -1,8 +1,10 @@
 """Training loop of the tracer baseline (models/baseline.py), one branch at a time.
 
-The audio branch learns from RAVDESS train actors (early stopping on dev actors' unweighted recall);
-the text branch from MELD train with past-only dialogue context (early stopping on MELD dev weighted F1).
-Test splits are only scored after both branches are fixed.
+The audio branch learns from the training speakers of the config's audio corpora (RAVDESS train actors and, where
+named, EmoDB and nEMO speakers; early stopping on their dev speakers' unweighted recall); the text branch from the
+training splits of its text corpora (MELD, and GoEmotions or DailyDialog where named) with past-only dialogue
+context (early stopping on MELD dev weighted F1 and the others' macro F1). Test splits are only scored after both
+branches are fixed.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.interface import EmotionBatch, EmotionModel
 from emostream.models.labels import LABELS
+from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
 from emostream.training.config import BranchTraining, TrainConfig
-from emostream.training.corpora import load_corpora
+from emostream.training.corpora import load_corpora, load_more, merged, per_corpus_score
+from emostream.training.data.records import Utterance
 from emostream.training.data_card import data_card
 from emostream.training.evaluate import evaluate
 from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
-from emostream.training.metrics import scores, summary
+from emostream.training.metrics import summary
 from emostream.training.model_card import model_card
 from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
-from emostream.training.speaker_frames import normalised_splits
+from emostream.training.speaker_frames import normalised_splits, steady_frames
 
 log = logging.getLogger(__name__)
 Branch = Literal["audio", "text"]
@@ -51,12 +55,17 @@ class BranchResult:
 def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceInput], y: np.ndarray,
                dev_score: Callable[[], float], cfg: BranchTraining, seed: int,
                augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None,
-               ckpt: Checkpoint | None = None, device: torch.device | str = "cpu") -> BranchResult:
+               ckpt: Checkpoint | None = None, device: torch.device | str = "cpu",
+               variants: Sequence[UtteranceInput] | None = None, p_variant: float = 0.0,
+               corpus_of: Sequence[str] | None = None) -> BranchResult:
     """Trains ``model.<branch>_head`` (and for text the model's tuned encoder layers, if it has them, at
     ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch on dev.
 
-    ``augment`` transforms each training batch (never the dev batches), on the CPU. ``ckpt``: checkpoint after
-    every epoch, and resume from it (training/loop.py). The model trains on ``device`` and comes back on the CPU.
+    ``augment`` transforms each training batch (never the dev batches), on the CPU. ``variants[j]``, when given, is
+    another rendering of ``inputs[j]`` (the clip through a phone line), used instead with probability ``p_variant``.
+    ``corpus_of[j]`` names the corpus of ``inputs[j]``, for ``cfg.per_corpus`` (examples per corpus per epoch).
+    ``ckpt``: checkpoint after every epoch, and resume from it (training/loop.py). The model trains on ``device``
+    and comes back on the CPU.
     """
     torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
     device = torch.device(device)
@@ -76,11 +85,15 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     bar = loop.start()
     for epoch in bar:
         model.train()
-        perm = torch.randperm(len(inputs), generator=gen)
+        perm = epoch_order(len(inputs), gen, corpus_of, cfg.per_corpus)
         total = 0.0
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            batch = collate([inputs[j] for j in idx], model.dims)
+            chosen = [inputs[j] for j in idx]
+            if variants is not None:
+                swap = torch.rand(len(idx), generator=gen) < p_variant
+                chosen = [variants[j] if s else x for j, s, x in zip(idx.tolist(), swap.tolist(), chosen, strict=True)]
+            batch = collate(chosen, model.dims)
             batch = (augment(batch, gen) if augment else batch).to(device)
             with loop.autocast():
                 audio_logits, text_logits = model.branch_logits(batch)
@@ -99,56 +112,92 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
 
 
 
+def epoch_order(n: int, gen: torch.Generator, corpus_of: Sequence[str] | None, per_corpus: int) -> torch.Tensor:
+    """The examples of one epoch in random order: all of them, or at most ``per_corpus`` drawn from each corpus."""
+    if not per_corpus or corpus_of is None:
+        return torch.randperm(n, generator=gen)
+    picks = []
+    for name in dict.fromkeys(corpus_of):
+        idx = torch.tensor([j for j, c in enumerate(corpus_of) if c == name])
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_corpus]])
+    chosen = torch.cat(picks)
+    return chosen[torch.randperm(len(chosen), generator=gen)]
+
+
+def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utterance]], cache_dir: Path,
+              ckpt: Checkpoint | None, device: torch.device | str) -> tuple[SpeakerPrior | None, BranchResult]:
+    """The audio branch (and its input statistics) on ``heard["train"]``, early-stopped on ``heard["dev"]``; the
+    speaker prior it was trained with (None without speaker normalisation)."""
+    at = cfg.audio_training
+    assert at is not None, "branch-wise training needs an audio_training section"
+    dims = model.dims
+    prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
+                                                       cache_dir) for k, v in heard.items()},
+                                      heard, cfg.speaker_norm_frames)
+    train_frames = torch.cat(frames["train"])
+    model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
+    inputs = {k: dialogue_inputs(heard[k], {}, dims, audio=frames[k], use_text=False) for k in frames}
+    phone = None
+    if at.telephone:  # the same training clips through a phone line, normalised by the same speakers' statistics
+        raw = audio_frames([u.audio for u in heard["train"] if u.audio], cfg.features, cfg.vad, cache_dir,
+                           channel="telephone")
+        phone = dialogue_inputs(heard["train"], {}, dims, audio=steady_frames(raw, heard["train"], prior),
+                                use_text=False)
+
+    def dev() -> float:
+        return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
+
+    result = fit_branch(model, "audio", inputs["train"], label_array(heard["train"], LABELS), dev, at, cfg.seed,
+                        augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
+                        ckpt=ckpt, device=device, variants=phone, p_variant=at.telephone,
+                        corpus_of=[u.corpus for u in heard["train"]])
+    return prior, result
+
+
+def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utterance]],
+             sentences: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor] | None, ckpt: Checkpoint | None,
+             device: torch.device | str) -> BranchResult:
+    """The text branch on ``read["train"]`` with past-only context, early-stopped on ``read["dev"]``."""
+    assert cfg.text_training is not None, "branch-wise training needs a text_training section"
+    inputs = {k: dialogue_inputs(v, sentences, model.dims, tokens=tokens) for k, v in read.items()}
+
+    def dev() -> float:
+        return per_corpus_score(read["dev"], predict(model, inputs["dev"]), LABELS)
+
+    return fit_branch(model, "text", inputs["train"], label_array(read["train"], LABELS), dev, cfg.text_training,
+                      cfg.seed, ckpt=ckpt, device=device, corpus_of=[u.corpus for u in read["train"]])
+
+
 def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
                  every: int = 1, resume: bool = False, device: torch.device | str = "cpu") -> TrainingRun:
     """Trains both branches, exports the bundle to ``out``, scores it on the held-out test splits.
 
-    ``every`` > 1 keeps every n-th dialogue/clip of each split (smoke runs; the data card says so).
-    The test results are also written as reports under ``reports``, each branch's checkpoint under
-    ``reports/checkpoints`` (``resume``: continue from them; a finished branch is not retrained).
+    The audio branch learns from the training speakers of every audio corpus the config names (RAVDESS first),
+    the text branch from the training split of every text corpus (MELD first); each early-stops on the mean of its
+    corpora's dev metrics (``per_corpus_score``). ``every`` > 1 keeps every n-th dialogue/clip of each split (smoke
+    runs; the data card says so). The test results are also written as reports under ``reports``, each branch's
+    checkpoint under ``reports/checkpoints`` (``resume``: continue from them; a finished branch is not retrained).
     """
     t0 = time.time()
     ckpts = run_checkpoints(reports / "checkpoints", ("audio", "text"), fingerprint(cfg, every), resume)
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
+    audio_more, text_more = load_more(cfg.audio_corpora, data_dir, every), load_more(cfg.text_corpora, data_dir, every)
+    heard = {k: merged(rav, audio_more, k) for k in ("train", "dev")}
+    read = {k: merged(meld, text_more, k) for k in ("train", "dev")}
 
-    texts = [u.text for s in meld.values() for u in s]
-    sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
-    prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
-                                                       cache_dir) for k, v in rav.items() if k != "test"},
-                                      rav, cfg.speaker_norm_frames)
-
+    sentences, tokens = text_features([u.text for s in read.values() for u in s], cfg.text_encoder, cache_dir)
     model = new_model(cfg, dims)  # seeded here, so that results do not depend on whether the caches were warm
-    train_frames = torch.cat(frames["train"])
-    model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
-
-    audio_in = {k: dialogue_inputs(rav[k], {}, dims, audio=frames[k], use_text=False) for k in frames}
-    y_dev_audio = label_array(rav["dev"], LABELS)
-
-    def audio_dev() -> float:
-        pred = predict(model, audio_in["dev"]).argmax(1)
-        return scores(y_dev_audio, pred, LABELS)["unweighted_recall"]
-
-    at = cfg.audio_training
-    assert at is not None and cfg.text_training is not None, "branch-wise training needs both branch sections"
-    audio = fit_branch(model, "audio", audio_in["train"], label_array(rav["train"], LABELS), audio_dev, at, cfg.seed,
-                       augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
-                       ckpt=ckpts["audio"], device=device)
-
-    text_in = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in meld.items()}
-    y_dev_text = label_array(meld["dev"], LABELS)
-
-    def text_dev() -> float:
-        return scores(y_dev_text, predict(model, text_in["dev"]).argmax(1), LABELS)["weighted_f1"]
-
-    text = fit_branch(model, "text", text_in["train"], label_array(meld["train"], LABELS), text_dev,
-                      cfg.text_training, cfg.seed, ckpt=ckpts["text"], device=device)
-
+    prior, audio = fit_audio(cfg, model, heard, cache_dir, ckpts["audio"], device)
+    text = fit_text(cfg, model, read, sentences, tokens, ckpts["text"], device)
     training = {"audio_run": asdict(audio), "text_run": asdict(text), "seconds": round(time.time() - t0, 1),
                 "subsample_every": every, "device": str(device)}
-    bundle = export_bundle(cfg, model, data_card(cfg, rav, meld, training), model_card, out, prior)
+    card = data_card(cfg, rav, meld, training, audio_more | text_more)
+    bundle = export_bundle(cfg, model, card, model_card, out, prior)
     results = {**evaluate(bundle, "meld", "test", data_dir, cache_dir, reports, every),
                **evaluate(bundle, "ravdess", "test", data_dir, cache_dir, reports, every)}
+    for name in [*audio_more, *text_more]:
+        results |= evaluate(bundle, name, "test", data_dir, cache_dir, reports, every)
     bundle.meta.scores = {name: summary(r) for name, r in results.items()}
     save_bundle(out, model, bundle.meta, model_card(bundle.meta, results))
     log.info("exported %s in %.0f s", out, time.time() - t0)

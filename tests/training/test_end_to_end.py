@@ -52,7 +52,7 @@ def test_train_export_load_is_identical(real_data: Path, tmp_path: Path) -> None
 
     manifest = json.loads((out / "bundle.json").read_text())
     assert set(manifest["scores"]) == {"meld_test_text", "ravdess_test_audio", "ravdess_test_text",
-                                       "ravdess_test_fused", "ravdess_test_audio_quiet"}
+                                       "ravdess_test_fused", "ravdess_test_audio_quiet", "ravdess_test_audio_telephone"}
     audio = run.results["ravdess_test_audio"]
     assert manifest["scores"]["ravdess_test_audio"]["accuracy"] == round(audio["accuracy"], 4)
     assert manifest["data_card"]["ravdess"]["actors"]["test"] == cfg.splits.ravdess_test_actors
@@ -118,16 +118,18 @@ def test_speaker_normalised_run_stores_its_prior_and_scores_as_the_stream_hears(
 
 def test_token_cache_stores_lower_layer_states_and_sentence_specs_have_none(tmp_path: Path) -> None:
     from emostream.models.text_encoder import TextEncoder, TextEncoderSpec
-    from emostream.training.cache import token_states
+    from emostream.training.cache import text_features
 
     texts = ["I am so angry right now.", "Fine.", ""]
-    assert token_states(texts, TextEncoderSpec(), tmp_path) is None
+    assert text_features(texts, TextEncoderSpec(), tmp_path)[1] is None
     spec = TextEncoderSpec(level="token", token_layer=4)
-    first = token_states(texts, spec, tmp_path)
+    sentences, first = text_features(texts, spec, tmp_path)  # one encoder pass fills both stores
     assert first is not None and set(first) == {"I am so angry right now.", "Fine."}  # "" has no tokens
     enc = TextEncoder(spec).encode(["Fine."])
     torch.testing.assert_close(first["Fine."].float(), enc.tokens[0, : int(enc.mask[0].sum())], atol=2e-2, rtol=1e-2)
-    again = token_states(texts[:2], spec, tmp_path)
+    torch.testing.assert_close(sentences["Fine."], enc.sentence[0], atol=1e-5, rtol=1e-4)
+    assert not sentences[""].any()
+    again = text_features(texts[:2], spec, tmp_path)[1]
     assert again is not None and all(torch.equal(first[t], again[t]) for t in again)
 
 
@@ -143,7 +145,7 @@ def test_tuned_text_layers_train_export_and_load_identically(real_data: Path, tm
     assert bundle.meta.text_encoder.token_layer == 4 and bundle.model.text_top is not None
 
     from emostream.models.text_top import TunedTop
-    from emostream.training.cache import token_states
+    from emostream.training.cache import text_features
 
     pretrained = TunedTop("all-MiniLM-L6-v2", 2)
     pretrained.load_pretrained()
@@ -153,7 +155,7 @@ def test_tuned_text_layers_train_export_and_load_identically(real_data: Path, tm
 
     meld = subsample(load_meld(real_data, "dev"), 40)
     texts = [u.text for u in meld]
-    inputs = dialogue_inputs(meld, text_embeddings(texts, cfg.text_encoder, cache), cfg.dims(),
-                             tokens=token_states(texts, cfg.text_encoder, cache))
+    sentences, tokens = text_features(texts, cfg.text_encoder, cache)
+    inputs = dialogue_inputs(meld, sentences, cfg.dims(), tokens=tokens)
     assert all(x.tokens is not None for x in inputs if x.sentence is not None)
     assert np.array_equal(predict(run.model, inputs), predict(bundle.model, inputs))

@@ -177,6 +177,24 @@ def test_text_reference_leaves_audio_decision_to_emotionless_words() -> None:
         torch.testing.assert_close(fuse_log_probs(audio, text, both, none, 0.5, ref), torch.log_softmax(audio, -1))
 
 
+def test_confidence_fusion_lets_clear_words_outvote_a_hesitant_voice() -> None:
+    """A hesitant voice (near uniform) against clear words: fixed weights can follow the voice's slight lean,
+    confidence-scaled weights follow the words; emotionless words still leave the voice's decision alone."""
+    both = torch.ones(1, dtype=torch.bool)
+    voice = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.0]])  # a slight lean to sadness
+    words = torch.tensor([[0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0]])  # anger, fairly sure
+    assert int(fuse_log_probs(voice, words, both, both, 0.8).argmax()) == 4
+    assert int(fuse_log_probs(voice, words, both, both, 0.8, by_confidence=True).argmax()) == 3
+    ref = torch.log_softmax(words[0], -1)  # words that say exactly what emotionless words say
+    fused = fuse_log_probs(voice, words, both, both, 0.8, ref, by_confidence=True)
+    assert int(fused.argmax()) == 4
+    none = torch.zeros(1, dtype=torch.bool)  # one modality alone: unchanged by the scaling
+    torch.testing.assert_close(fuse_log_probs(voice, words, both, none, 0.8, by_confidence=True),
+                               torch.log_softmax(voice, -1))
+    with pytest.raises(ValueError, match="fusion must be one of fixed, confidence"):
+        LateFusionBaseline(ModelDims(num_classes=7, audio_dim=4, text_dim=4, context_size=0), fusion="loud")
+
+
 def test_text_reference_is_fitted_on_neutral_dev_text_and_travels_in_the_bundle(tmp_path: Path) -> None:
     torch.manual_seed(0)
     dims = ModelDims(num_classes=7, audio_dim=FeatureSpec().dim, text_dim=TextEncoderSpec().dim, context_size=0)

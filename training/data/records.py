@@ -19,6 +19,7 @@ class Utterance:
     dialogue: str
     turn: int
     corpus: str
+    language: str = "en"  # ISO 639-1 code of what is said
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:

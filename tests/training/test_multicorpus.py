@@ -1,0 +1,80 @@
+"""Training over several corpora of the registry, and the leave-one-corpus-out command, end to end on a small
+subset of the real corpora (MFCC features, so that it runs in seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from emostream.models.bundle import load_bundle
+from emostream.training.config import ConfigError, parse_config
+from emostream.training.cross_corpus import run as cross_corpus
+from emostream.training.data.registry import CORPORA
+from emostream.training.train import run_training
+from tests import REPO_ROOT
+
+
+def _config(**changes: object) -> dict:
+    data = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())
+    data["audio_training"].update(epochs=3, patience=2, telephone=0.5)
+    data["text_training"].update(epochs=1, patience=1, per_corpus=150)
+    return data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld", "goemotions"]} | changes
+
+
+@pytest.fixture
+def more_data(real_data: Path) -> Path:
+    for name in ("emodb", "goemotions"):
+        if not (real_data / name).is_dir():
+            pytest.skip(f"{name} not found under {real_data}")
+    return real_data
+
+
+def test_config_names_registry_corpora() -> None:
+    with pytest.raises(ConfigError, match=r"audio_corpora: .* must start with 'ravdess'"):
+        parse_config(_config(audio_corpora=["emodb"]))
+    with pytest.raises(ConfigError, match=r"text_corpora: .*'nemo'"):
+        parse_config(_config(text_corpora=["meld", "nemo"]))
+    bad = _config()
+    bad["audio_training"]["telephone"] = 1.5
+    with pytest.raises(ConfigError, match="telephone in \\[0, 1\\]"):
+        parse_config(bad)
+
+
+def test_multicorpus_bundle_cards_and_scores(more_data: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = parse_config(_config())
+    out = tmp_path / "bundle"
+    run_training(cfg, more_data, out, tmp_path / "cache", tmp_path / "reports", every=12)
+    manifest = json.loads((out / "bundle.json").read_text())
+    scores = manifest["scores"]
+    assert {"emodb_test_audio", "emodb_test_audio_telephone", "goemotions_test_text",
+            "ravdess_test_audio_telephone"} <= set(scores)
+    corpora = manifest["data_card"]["corpora"]
+    assert corpora["emodb"]["speakers"]["test"] == ["emodb15", "emodb16"] and corpora["emodb"]["language"] == "de"
+    assert "goemotions: CC BY 4.0" in manifest["data_card"]["licence"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Further corpora" in card and "Burkhardt" in card and "emodb_test_audio_telephone" in card
+    emodb = json.loads((tmp_path / "reports" / "emodb_test_audio.json").read_text())
+    assert emodb["classes"] == list(CORPORA["emodb"].classes) and 0 <= emodb["ece"] <= 1
+    assert emodb["per_class"]["surprise"]["support"] == 0 and emodb["per_class"]["surprise"]["precision"] == 0
+    assert load_bundle(out).meta.scores["emodb_test_audio"]["n"] == emodb["n"]
+
+
+def test_leave_one_corpus_out_table(more_data: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = parse_config(_config())
+    out = tmp_path / "loco"
+    results = cross_corpus(cfg, more_data, tmp_path / "cache", out, ("audio",), every=12)
+    assert set(results) == {"ravdess", "emodb"}
+    assert results["emodb"]["trained_on"] == ["ravdess"] and results["ravdess"]["trained_on"] == ["emodb"]
+    emodb = results["emodb"]["clean"]
+    whole = sum(len(v[::12]) for v in CORPORA["emodb"].splits(more_data).values())
+    assert emodb["n"] == whole and emodb["per_class"]["surprise"]["support"] == 0
+    table = (out / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| emodb | ")]
+    assert [r.split(" | ")[1] for r in rows] == ["clean", "telephone"]
+    assert (out / "emodb_telephone.png").is_file() and json.loads((out / "cross_corpus.json").read_text())["results"]

@@ -1,0 +1,146 @@
+"""Leave-one-corpus-out evaluation: how the config's recipe does on a corpus it never heard or read.
+
+For each corpus of the config's audio corpora in turn, the audio branch is trained on the training speakers of the
+others (early stopping and model choice on their dev speakers) and scored on the left-out corpus whole, clean and
+through a simulated phone line; likewise the text branch over the text corpora (scored on the left-out corpus's
+test split). The dev column is what recipes are chosen by; the left-out figures are never used to choose.
+Writes ``<out>/cross_corpus.json``, a confusion PNG per condition and the markdown table ``<out>/table.md``.
+
+    python -m emostream.training.cross_corpus --config configs/multicorpus.yaml --out docs/results/cross_corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emostream.models.labels import LABELS
+from emostream.training.batching import dialogue_inputs, label_array, predict
+from emostream.training.cache import audio_frames, text_features
+from emostream.training.config import TrainConfig, load_config
+from emostream.training.corpus_scores import corpus_scores, headline
+from emostream.training.data.records import Utterance
+from emostream.training.data.registry import CORPORA
+from emostream.training.metrics import plot_confusion
+from emostream.training.options import add_data_options
+from emostream.training.paths import default_cache_dir, default_data_dir
+from emostream.training.runs import new_model
+from emostream.training.speaker_frames import heard_frames
+from emostream.training.train import fit_audio, fit_text
+
+log = logging.getLogger(__name__)
+Splits = dict[str, list[Utterance]]
+
+
+def _splits(names: list[str], data_dir: Path, every: int) -> dict[str, Splits]:
+    return {n: {k: v[::every] for k, v in CORPORA[n].splits(data_dir).items()} for n in names}
+
+
+def _pooled(corpora: dict[str, Splits], split: str) -> list[Utterance]:
+    return [u for s in corpora.values() for u in s[split]]
+
+
+def leave_audio_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cache_dir: Path,
+                    device: torch.device | str) -> dict[str, Any]:
+    """Audio branch on every corpus but ``held``; scores of ``held`` whole, clean and through a phone line."""
+    rest = {n: s for n, s in corpora.items() if n != held}
+    heard = {k: _pooled(rest, k) for k in ("train", "dev")}
+    model = new_model(cfg, cfg.dims())
+    prior, run = fit_audio(cfg, model, heard, cache_dir, None, device)
+    utts = _pooled({held: corpora[held]}, "train") + _pooled({held: corpora[held]}, "dev") + \
+        _pooled({held: corpora[held]}, "test")
+    y = label_array(utts, LABELS)
+    out: dict[str, Any] = {"trained_on": sorted(rest), "dev": run.best_dev, "epochs": run.best_epoch}
+    for channel in ("clean", "telephone"):
+        raw = audio_frames([u.audio for u in utts if u.audio], cfg.features, cfg.vad, cache_dir, channel=channel)
+        inputs = dialogue_inputs(utts, {}, model.dims, audio=heard_frames(raw, utts, prior), use_text=False)
+        out[channel] = corpus_scores(predict(model, inputs), y, LABELS, CORPORA[held].classes)
+    return out
+
+
+def leave_text_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cache_dir: Path,
+                   device: torch.device | str) -> dict[str, Any]:
+    """Text branch on every text corpus but ``held``; scores of ``held``'s test split."""
+    rest = {n: s for n, s in corpora.items() if n != held}
+    read = {k: _pooled(rest, k) for k in ("train", "dev")}
+    utts = corpora[held]["test"]
+    texts = [u.text for u in utts] + [u.text for s in read.values() for u in s]
+    sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
+    model = new_model(cfg, cfg.dims())
+    run = fit_text(cfg, model, read, sentences, tokens, None, device)
+    inputs = dialogue_inputs(utts, sentences, model.dims, tokens=tokens)
+    result = corpus_scores(predict(model, inputs), label_array(utts, LABELS), LABELS, CORPORA[held].classes)
+    return {"trained_on": sorted(rest), "dev": run.best_dev, "epochs": run.best_epoch, "text": result}
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """One markdown row per left-out corpus and condition."""
+    head = ("| left out | condition | trained on | dev (training corpora) | UA (its classes) | UA (all 7) "
+            "| weighted F1 | anger recall | anger precision | arousal | ECE |")
+    rows = [head, "|" + "---|" * 11]
+    for held, r in results.items():
+        for cond in ("clean", "telephone", "text"):
+            if cond not in r:
+                continue
+            h = headline(r[cond])
+            arousal = "-" if h["arousal"] is None else f"{h['arousal']:.3f}"
+            rows.append(f"| {held} | {cond} | {', '.join(r['trained_on'])} | {r['dev']:.3f} | {h['ua']:.3f} | "
+                        f"{h['ua_full']:.3f} | {h['weighted_f1']:.3f} | {h['anger_recall']:.3f} | "
+                        f"{h['anger_precision']:.3f} | {arousal} | {h['ece']:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def run(cfg: TrainConfig, data_dir: Path, cache_dir: Path, out: Path, modalities: tuple[str, ...], every: int = 1,
+        device: torch.device | str = "cpu") -> dict[str, dict[str, Any]]:
+    t0 = time.time()
+    results: dict[str, dict[str, Any]] = {}
+    plans = [("audio", cfg.audio_corpora, leave_audio_out), ("text", cfg.text_corpora, leave_text_out)]
+    for modality, names, leave_out in plans:
+        if modality not in modalities or len(names) < 2:
+            continue
+        corpora = _splits(names, data_dir, every)
+        for held in names:
+            log.info("leaving out %s (training on %s)", held, ", ".join(n for n in names if n != held))
+            results[held] = leave_out(cfg, held, corpora, cache_dir, device)
+            for cond in ("clean", "telephone", "text"):
+                if cond in results[held]:
+                    out.mkdir(parents=True, exist_ok=True)
+                    plot_confusion(results[held][cond], f"{cfg.bundle_id} recipe, {held} left out ({cond})",
+                                   out / f"{held}_{cond}.png")
+            log.info("%s left out: %s", held, {c: headline(results[held][c]) for c in ("clean", "telephone", "text")
+                                               if c in results[held]})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cross_corpus.json").write_text(json.dumps({"recipe": cfg.bundle_id, "seconds": round(time.time() - t0),
+                                                       "subsample_every": every, "results": results}, indent=1))
+    (out / "table.md").write_text(table(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emostream.training.cross_corpus", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, required=True, help="training config whose recipe is scored")
+    p.add_argument("--out", type=Path, default=Path("runs/cross_corpus"), help="report folder (JSON, table.md, "
+                   "confusion PNGs)")
+    p.add_argument("--modality", choices=("audio", "text", "both"), default="both")
+    p.add_argument("--subsample", type=int, default=1, metavar="N", help="every N-th clip/utterance (smoke runs)")
+    p.add_argument("--threads", type=int, default=2)
+    add_data_options(p)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    modalities = ("audio", "text") if a.modality == "both" else (a.modality,)
+    results = run(load_config(a.config), a.data or default_data_dir(), a.cache or default_cache_dir(), a.out,
+                  modalities, a.subsample)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
