@@ -78,7 +78,9 @@ class EmotionEvent(UtteranceEvent):
     arousal: float
     model_id: str
     split: bool  # the utterance was cut at the maximum length, not at a pause
-    asr: dict[str, float]  # Whisper's avg_logprob and no_speech_prob
+    # Whisper's avg_logprob and no_speech_prob; speculated: decoded during the hangover from audio that lacks
+    # the end of the post-roll (False: decoded from the utterance as the endpoint cut it)
+    asr: dict[str, float | bool]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -122,6 +122,9 @@ class Transcript:
     text: str
     avg_logprob: float
     no_speech_prob: float
+    # Decoded during the hangover from the early ``EndCandidate`` (its audio lacks the end of the post-roll),
+    # not from the utterance as the endpoint cut it; set by the transcription stage.
+    speculated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,8 @@ class Inference(Stage[InContext, Outgoing]):
             modality_scores={k: _rounded(scores[k]) for k in ("audio", "text")},
             model_id=self.model_id,
             split=utt.split,
-            asr={"avg_logprob": round(t.avg_logprob, 4), "no_speech_prob": round(t.no_speech_prob, 4)},
+            asr={"avg_logprob": round(t.avg_logprob, 4), "no_speech_prob": round(t.no_speech_prob, 4),
+                 "speculated": t.speculated},
             **summarise(fused),
         )
         return [Outgoing(event, utt.audio_end_wall)]

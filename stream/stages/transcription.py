@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from dataclasses import replace
 
 from emostream.stream.config import AsrConfig
 from emostream.stream.events import PartialEvent
@@ -75,7 +76,11 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
             self._mailbox = None
             self.dropped_partials += 1
         t0 = time.monotonic()
-        transcript = await (self.speculation.take(utt.pause) or self.service.transcribe(utt.audio, FINAL))
+        prepared = self.speculation.take(utt.pause)
+        if prepared is not None:
+            transcript = replace(await prepared, speculated=True)
+        else:
+            transcript = await self.service.transcribe(utt.audio, FINAL)
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
 
     async def _speculate(self, item: EndCandidate) -> Transcript:

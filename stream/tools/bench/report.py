@@ -9,11 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from emostream.stream.tools.bench.configs import CONFIGS, P95_LIMIT_MS
-from emostream.stream.tools.bench.summary import summarise_asr, summarise_streams
-from emostream.stream.tools.bench.tables import asr_table, comparison, fast_table, realtime_tables, targets
+from emostream.stream.tools.bench.summary import summarise_asr, summarise_streams, transcript_consistency
+from emostream.stream.tools.bench.tables import (
+    asr_table,
+    comparison,
+    consistency_text,
+    fast_table,
+    realtime_tables,
+    targets,
+)
 
 EVENT_FIELDS = ("type", "stream_id", "utterance_id", "arrival", "start_s", "end_s", "latency_ms", "transcript",
-                "label", "revision", "dropped_partials")
+                "label", "revision", "dropped_partials", "asr")
 
 
 def slim(raw: dict) -> dict:
@@ -42,10 +49,12 @@ def report(collected: dict) -> dict:
               f"{names}; stream i replays dialogue i mod {len(dialogues)}. Load average (1, 5, 15 min) before: "
               f"{', '.join(f'{x:.2f}' for x in collected['loadavg_before'])}; after: "
               f"{', '.join(f'{x:.2f}' for x in collected['loadavg_after'])}.")
-    sections = [header, target_text, realtime_tables(rt), comp_text, fast_table(fast)]
+    consistency = transcript_consistency(raw["realtime"] + raw["fast_replay"])
+    sections = [header, target_text, realtime_tables(rt), comp_text, fast_table(fast), consistency_text(consistency)]
     if asr:
         sections.append(asr_table(asr))
     summaries = {"targets": target_items, "comparison": comp, "asr": asr, "fast_replay": fast,
+                 "transcript_consistency": consistency,
                  "realtime": [{k: v for k, v in r.items() if k != "_e2e"} for r in rt]}
     return {"markdown": "\n\n".join(sections) + "\n", "results": summaries | {k: collected[k] for k in RAW_KEYS},
             "realtime": rt}

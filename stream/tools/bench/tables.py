@@ -21,6 +21,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def wer_by_path(r: dict) -> str:
+    """WER of the turns whose final was speculated / decoded from the exact cut, with their turn counts."""
+    w, n = r.get("wer_by_path", {}), r.get("turns_by_path", {})
+    return " / ".join(f"{fmt(w.get(p), 3)} ({n.get(p, 0)})" for p in ("speculated", "exact"))
+
+
 def realtime_tables(runs: list[dict]) -> str:
     lat, res, stages = [], [], []
     stage_names = sorted({k for r in runs for k in r.get("stages_ms", {})} - {"endpoint", "queue"})
@@ -28,20 +34,21 @@ def realtime_tables(runs: list[dict]) -> str:
     for r in runs:
         head = [r["config"], str(r["streams"])]
         if "failed" in r:
-            lat.append([*head, f"failed: {r['failed'][:80]}"] + [""] * 9)
+            lat.append([*head, f"failed: {r['failed'][:80]}"] + [""] * 10)
             continue
         f, h, fh, est, live = (r["final_ms"], r["hangover_ms"], r["final_minus_hangover_ms"], r["estimate_ms"],
                                r["live_ms"])
         lat.append([*head, f"{r['matched']}/{r['turns']}", fmt(f[50]), fmt(f[95]), fmt(f[99]), fmt(h[50]),
                     f"{fmt(fh[50])} / {fmt(fh[95])}", f"{fmt(est[50], 1)} / {fmt(est[95], 1)}", fmt(live[95]),
-                    fmt(r["wer"], 3), fmt(r["kept_up"])])
+                    fmt(r["wer"], 3), wer_by_path(r), fmt(r["kept_up"])])
         res.append([*head, fmt(r["rtf"], 3), fmt(r["source_lag_s"], 2), fmt(r["cpu_cores"], 2),
                     fmt(r["peak_rss_mib"]), f"{r['partials']} / {r['dropped_partials']}", fmt(r["loadavg"][0], 2)])
         stages.append([*head] + [fmt(r["stages_ms"].get(k), 1) for k in stage_names])
     return "\n\n".join([
         "### Real-time streams: end of speech → fused final event (ms)",
         table(["config", "streams", "finals/turns", "final p50", "final p95", "final p99", "hangover p50",
-               "final - hangover p50 / p95", "endpoint → estimate p50 / p95", "live p95", "WER", "kept up"], lat),
+               "final - hangover p50 / p95", "endpoint → estimate p50 / p95", "live p95", "WER",
+               "WER speculated / exact cut (turns)", "kept up"], lat),
         "### Real-time streams: resources",
         table(["config", "streams", "RTF (wall / longest stream)", "max source lag s", "CPU (cores of 2)",
                "peak RSS MiB", "partials published / dropped", "load avg (1 min)"], res),
@@ -54,12 +61,20 @@ def fast_table(runs: list[dict]) -> str:
     rows = []
     for r in runs:
         if "failed" in r:
-            rows.append([r["config"], str(r["streams"]), f"failed: {r['failed'][:80]}", "", "", "", ""])
+            rows.append([r["config"], str(r["streams"]), f"failed: {r['failed'][:80]}", "", "", "", "", ""])
             continue
         rows.append([r["config"], str(r["streams"]), fmt(r["audio_s"], 1), fmt(r["wall_s"], 1),
-                     f"{r['speed_x']:.1f}x", f"{r['matched']}/{r['turns']}", fmt(r["wer"], 3)])
+                     f"{r['speed_x']:.1f}x", f"{r['matched']}/{r['turns']}", fmt(r["wer"], 3), wer_by_path(r)])
     return "### Fast replay throughput\n\n" + table(
-        ["config", "streams", "audio s", "wall s", "audio s per wall s", "finals/turns", "WER"], rows)
+        ["config", "streams", "audio s", "wall s", "audio s per wall s", "finals/turns", "WER",
+         "WER speculated / exact cut (turns)"], rows)
+
+
+def consistency_text(consistency: dict[str, dict[str, int]]) -> str:
+    """Whether each configuration's final transcripts depend on timing (summary.transcript_consistency)."""
+    parts = [f"{c} {v['differing']} of {v['utterances']}" for c, v in consistency.items()]
+    return ("Final transcripts that differ between runs of the same dialogue (stream counts, real time and fast "
+            f"replay: the same audio at different timing): {', '.join(parts) or '-'}.")
 
 
 def max_kept_up(runs: list[dict], config: str) -> int:

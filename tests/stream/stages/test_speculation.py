@@ -88,7 +88,32 @@ def test_speculative_transcript_goes_downstream_before_its_final(example_dialogu
 
     emitted, finals = asyncio.run(run())
     assert len(finals) == 1 and "furious" in finals[0].transcript.text.lower()
+    assert finals[0].transcript.speculated  # the path is reported: emo-bench scores each path apart
     assert emitted == [Speculated("s/1", finals[0].transcript.text)]  # one decode for the pause, not two
+
+
+def test_final_without_a_candidate_is_decoded_from_the_exact_cut(example_dialogue):
+    """An utterance no candidate announced (cut at the maximum length, the end of a file), or whose candidate
+    assumed another end (speech resumed), is decoded after the endpoint and reported as not speculated."""
+    turn = example_dialogue.turns[0]
+    audio, sr = sf.read(example_dialogue.path, dtype="float32")
+    clip = audio[int((turn.start_s - 0.2) * sr): int((turn.end_s + 0.3) * sr)]
+    cfg = AsrConfig()
+
+    async def run() -> list:
+        service = AsrService(Transcriber(cfg, torch.device("cpu")))
+        stage = Transcription(service, cfg)
+        stage.attach(asyncio.Queue())
+        await stage.process(EndCandidate("s/1", turn.end_s - 0.5, clip[: -sr // 2], exact=False))
+        finals = await stage.process(acoustic("s/1", clip, turn.end_s))  # speech went on after that pause
+        finals += await stage.process(acoustic("s/2", clip, turn.end_s))  # no candidate at all
+        await service.close()
+        assert stage.speculation.wasted == 1
+        return finals
+
+    finals = asyncio.run(run())
+    assert [f.transcript.speculated for f in finals] == [False, False]
+    assert all("furious" in f.transcript.text.lower() for f in finals)
 
 
 def test_exact_candidate_is_the_utterance_the_endpoint_cuts_sample_for_sample(example_dialogue):

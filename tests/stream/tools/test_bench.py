@@ -36,8 +36,16 @@ def test_quick_benchmark_prints_tables_and_writes_results(tmp_path):
     for run in results["realtime"] + results["fast_replay"]:
         assert run["all_finals"] and run["finals"] == run["turns"] == 2, run
         assert 0.0 <= run["wer"] <= 1.0
+        # WER per path: both turns end in a pause, so emo-stream speculated both and naive (no speculation)
+        # decoded both from the exact cut.
+        speculated = 2 if run["config"] == "emo-stream" else 0
+        assert run["turns_by_path"] == {"speculated": speculated, "exact": 2 - speculated, "unknown": 0,
+                                         "unmatched": 0}, run
+        assert run["wer_by_path"]["speculated" if speculated else "exact"] == run["wer"]
         assert run["final_ms"]["50"] > 0 and run["final_ms"]["95"] >= run["final_ms"]["50"]
         assert run["speed_x"] > 0 and run["peak_rss_mib"] > 0 and run["cpu_cores"] > 0
+    # The same two turns in real time and in fast replay (other timing, other load): the same final transcripts.
+    assert results["transcript_consistency"] == {c: {"utterances": 2, "differing": 0} for c in ("emo-stream", "naive")}
     for run in results["realtime"]:
         assert run["hangover_ms"]["50"] > 0 and run["estimate_ms"]["50"] > 0
         assert run["final_minus_hangover_ms"]["50"] > 0
