@@ -136,20 +136,25 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
                                       heard, cfg.speaker_norm_frames)
     train_frames = torch.cat(frames["train"])
     model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
-    inputs = {k: dialogue_inputs(heard[k], {}, dims, audio=frames[k], use_text=False) for k in frames}
+    del train_frames
     phone = None
     if at.telephone:  # the same training clips through a phone line, normalised by the same speakers' statistics
         raw = audio_frames([u.audio for u in heard["train"] if u.audio], cfg.features, cfg.vad, cache_dir,
                            channel="telephone")
-        phone = dialogue_inputs(heard["train"], {}, dims, audio=steady_frames(raw, heard["train"], prior),
-                                use_text=False)
+        phone = steady_frames(raw, heard["train"], prior)
+    summarise = getattr(model, "summarise", None)
+    if summarise is not None and at.crop_min == 1 and not at.gain_db:  # no augmentation that needs every frame
+        frames = {k: [summarise(f) for f in v] for k, v in frames.items()}
+        phone = None if phone is None else [summarise(f) for f in phone]
+    inputs = {k: dialogue_inputs(heard[k], {}, dims, audio=frames[k], use_text=False) for k in frames}
+    variants = None if phone is None else dialogue_inputs(heard["train"], {}, dims, audio=phone, use_text=False)
 
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
 
     result = fit_branch(model, "audio", inputs["train"], label_array(heard["train"], LABELS), dev, at, cfg.seed,
                         augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
-                        ckpt=ckpt, device=device, variants=phone, p_variant=at.telephone,
+                        ckpt=ckpt, device=device, variants=variants, p_variant=at.telephone,
                         corpus_of=[u.corpus for u in heard["train"]])
     return prior, result
 

@@ -177,6 +177,19 @@ def test_text_reference_leaves_audio_decision_to_emotionless_words() -> None:
         torch.testing.assert_close(fuse_log_probs(audio, text, both, none, 0.5, ref), torch.log_softmax(audio, -1))
 
 
+def test_two_frame_summary_gives_the_audio_branch_the_same_output() -> None:
+    torch.manual_seed(0)
+    dims = ModelDims(num_classes=7, audio_dim=12, text_dim=TextEncoderSpec().dim, context_size=0)
+    model = LateFusionBaseline(dims, hidden=8).eval()
+    model.norm.mean.copy_(torch.randn(12))
+    model.norm.std.copy_(torch.rand(12) + 0.5)
+    clips = [torch.randn(n, 12) * 3 + 1 for n in (5, 40, 300)]
+    full = [UtteranceInput(audio=f, sentence=None, tokens=None) for f in clips]
+    short = [UtteranceInput(audio=LateFusionBaseline.summarise(f), sentence=None, tokens=None) for f in clips]
+    with torch.no_grad():
+        torch.testing.assert_close(model(collate(short, dims)), model(collate(full, dims)), atol=1e-5, rtol=1e-5)
+
+
 def test_confidence_fusion_lets_clear_words_outvote_a_hesitant_voice() -> None:
     """A hesitant voice (near uniform) against clear words: fixed weights can follow the voice's slight lean,
     confidence-scaled weights follow the words; emotionless words still leave the voice's decision alone."""

@@ -1,0 +1,121 @@
+"""Which acoustic front end carries emotion across corpora: linear probes, leave one corpus out.
+
+For each audio corpus of a config left out in turn, a logistic regression (class-balanced) is trained on utterance
+vectors of the other corpora's training speakers, its regularisation chosen on their dev speakers (the dev
+column: what a front end is chosen by), and scored on the left-out corpus whole (UA with the argmax restricted to
+its classes, anger recall and precision, binary arousal). Utterance vectors: mean and standard deviation of the
+Whisper encoder states, the eGeMAPS functionals, or both, standardised per speaker ("spk", what the stream's
+speaker normalisation approximates) or over the training data ("none"). It reads the frames the config's
+features cache holds, so it needs a config with ``functionals: egemaps`` (both parts are then in every frame).
+
+    python -m emostream.training.probe_front_ends --config configs/multicorpus.yaml --out docs/results/front_ends.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from emostream.models.labels import LABELS
+from emostream.models.whisper_states import WHISPER_MODELS
+from emostream.training.cache import audio_frames
+from emostream.training.config import load_config
+from emostream.training.corpus_scores import corpus_scores, headline
+from emostream.training.data.registry import CORPORA
+from emostream.training.metrics import scores
+from emostream.training.options import add_data_options
+from emostream.training.paths import default_cache_dir, default_data_dir
+
+log = logging.getLogger(__name__)
+FRONT_ENDS = ("whisper", "egemaps", "whisper+egemaps")
+C_GRID = (0.01, 0.1)
+
+
+def vectors(frames: list, whisper_dim: int, front_end: str) -> np.ndarray:
+    parts = []
+    for f in frames:
+        f = f.numpy().astype(np.float64)
+        w, e = f[:, :whisper_dim], f[0, whisper_dim:]
+        row = {"whisper": [w.mean(0), w.std(0)], "egemaps": [e],
+               "whisper+egemaps": [w.mean(0), w.std(0), e]}[front_end]
+        parts.append(np.concatenate(row))
+    return np.stack(parts)
+
+
+def standardise(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    for g in np.unique(groups):
+        m = groups == g
+        out[m] = (x[m] - x[m].mean(0)) / (x[m].std(0) + 1e-6)
+    return out
+
+
+def probe(x: np.ndarray, y: np.ndarray, corpus: np.ndarray, split: np.ndarray, held: str) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    train, dev = (corpus != held) & (split == "train"), (corpus != held) & (split == "dev")
+    best = None
+    for c in C_GRID:
+        clf = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x[train], y[train])
+        log_p = np.full((len(y), len(LABELS)), -30.0)
+        log_p[:, clf.classes_] = clf.predict_log_proba(x)
+        devs = []
+        for name in np.unique(corpus[dev]):
+            m = dev & (corpus == name)
+            inside = np.array([label in CORPORA[name].classes for label in LABELS])
+            devs.append(scores(y[m], np.where(inside, log_p[m], -np.inf).argmax(1), LABELS)["unweighted_recall"])
+        if best is None or np.mean(devs) > best[0]:
+            best = (float(np.mean(devs)), c, log_p)
+    dev_ua, c, log_p = best
+    held_out = corpus == held
+    return {"dev": dev_ua, "C": c,
+            **headline(corpus_scores(log_p[held_out], y[held_out], LABELS, CORPORA[held].classes))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emostream.training.probe_front_ends", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("runs/front_ends.json"))
+    add_data_options(p)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    cfg = load_config(a.config)
+    if cfg.features.kind != "whisper" or cfg.features.functionals != "egemaps":
+        p.error("--config: needs features of kind whisper with functionals: egemaps")
+    data, cache = a.data or default_data_dir(), a.cache or default_cache_dir()
+    utts, split = [], []
+    for name in cfg.audio_corpora:
+        for k, v in CORPORA[name].splits(data).items():
+            utts += v
+            split += [k] * len(v)
+    frames = audio_frames([u.audio for u in utts], cfg.features, cfg.vad, cache)
+    y = np.array([LABELS.index(u.label) for u in utts])
+    corpus, speaker, split_of = (np.array([u.corpus for u in utts]), np.array([u.speaker for u in utts]),
+                                 np.array(split))
+    rows = []
+    for front_end in FRONT_ENDS:
+        raw = vectors(frames, WHISPER_MODELS[cfg.features.whisper].dim, front_end)
+        train = split_of == "train"
+        for norm, x in (("spk", standardise(raw, speaker)),
+                        ("none", (raw - raw[train].mean(0)) / (raw[train].std(0) + 1e-6))):
+            for held in cfg.audio_corpora:
+                row = {"front_end": front_end, "norm": norm, "left_out": held, **probe(x, y, corpus, split_of, held)}
+                rows.append(row)
+                log.info("%s", row)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print("| front end | normalised | left out | dev UA | UA (its classes) | anger recall | anger precision | "
+          "arousal |\n|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['front_end']} | {r['norm']} | {r['left_out']} | {r['dev']:.3f} | {r['ua']:.3f} | "
+              f"{r['anger_recall']:.3f} | {r['anger_precision']:.3f} | {r['arousal']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
