@@ -29,7 +29,8 @@ class Functionals:
         try:
             import opensmile
         except ImportError:
-            raise MissingModel("eGeMAPS functionals need openSMILE: pip install opensmile") from None
+            raise MissingModel("this bundle's eGeMAPS functionals need openSMILE (audEERING research licence: "
+                               "non-commercial use only): pip install 'emo-stream[egemaps]'") from None
         self.dim = FUNCTIONAL_SETS[name]
         self.sample_rate = sample_rate
         self.smile: Any = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,

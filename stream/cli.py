@@ -21,7 +21,7 @@ from emostream.stream.messages import AudioFrame, EndOfStream
 from emostream.stream.observe.live_view import LiveView
 from emostream.stream.observe.metrics import StreamMetrics
 from emostream.stream.pipeline import StreamSpec, check_streams, run_streams
-from emostream.stream.publishers import Publisher
+from emostream.stream.publishers import Publisher, close_all
 from emostream.stream.services.runtime import load_runtime
 from emostream.stream.sources.decode import probe
 from emostream.stream.sources.microphone import CaptureStats, capture, list_devices, resolve_device
@@ -109,14 +109,7 @@ async def run(a: argparse.Namespace) -> dict[str, StreamMetrics | BaseException]
         finally:
             await runtime.close()
     finally:
-        errors = []
-        for p in started:
-            try:
-                await p.close()
-            except UserError as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        await close_all(started)
 
 
 def on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -27,9 +27,11 @@ def spoken(utts: Sequence[Utterance], folder: Path) -> list[Path]:
         digest = hashlib.sha256(u.text.encode()).hexdigest()[:16]
         voice = VOICES[int(digest, 16) % len(VOICES)]
         path = folder / f"{digest}-{voice.replace('+', '_')}.wav"
-        if not path.is_file():
-            subprocess.run([espeak, "-v", voice, "-s", "160", "-w", str(path), u.text], check=True,
-                           capture_output=True, timeout=60)
+        if not path.is_file():  # the text on stdin: a comment may start with "-", which would read as an option
+            subprocess.run([espeak, "-v", voice, "-s", "160", "-w", str(path), "--stdin"], input=u.text.encode(),
+                           check=True, capture_output=True, timeout=60)
+            if not path.is_file():
+                raise RuntimeError(f"espeak-ng wrote no audio for {u.dialogue} ({u.text!r})")
         out.append(path)
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from emostream.stream.errors import UserError
 from emostream.stream.events import EmotionEvent
 
 
@@ -17,3 +18,15 @@ class Publisher(Protocol):
 
     async def close(self) -> None:
         """Delivers what is still pending; raises a UserError if events could not be delivered."""
+
+
+async def close_all(started: list[Publisher]) -> None:
+    """Closes every started publisher, each one even if another fails; then raises the first failure."""
+    errors = []
+    for p in started:
+        try:
+            await p.close()
+        except UserError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]

@@ -19,7 +19,7 @@ from emostream.stream.errors import UserError
 from emostream.stream.flags import add_common_flags, apply_common_flags, publishers_for
 from emostream.stream.observe.alerts import check_rules
 from emostream.stream.observe.dashboard import DashboardFeed
-from emostream.stream.publishers import Publisher
+from emostream.stream.publishers import Publisher, close_all
 from emostream.stream.server.app import AccessLogger, make_app, ssl_context
 from emostream.stream.server.auth import TOKENS_ENV, tokens_from_env
 from emostream.stream.server.calls import Calls
@@ -82,14 +82,7 @@ async def serve(a: argparse.Namespace) -> int:
         finally:
             await runtime.close()
     finally:
-        errors = []
-        for p in started:
-            try:
-                await p.close()
-            except UserError as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        await close_all(started)
     return 0
 
 
