@@ -16,7 +16,7 @@ from pathlib import Path
 from emostream.models.bundle import BundleError
 from emostream.stream.config import Config, load_config
 from emostream.stream.errors import UserError
-from emostream.stream.flags import add_common_flags, apply_common_flags, publishers_for
+from emostream.stream.flags import add_common_flags, apply_common_flags, on_signal, publishers_for
 from emostream.stream.messages import AudioFrame, EndOfStream
 from emostream.stream.observe.live_view import LiveView
 from emostream.stream.observe.metrics import StreamMetrics
@@ -91,7 +91,7 @@ async def run(a: argparse.Namespace) -> dict[str, StreamMetrics | BaseException]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, functools.partial(on_signal, stop, sig))
+        loop.add_signal_handler(sig, functools.partial(on_signal, stop, "the utterances in flight", sig))
     started: list[Publisher] = []
     publishers = publishers_for(cfg)
     if a.view if a.view is not None else (a.mic and sys.stderr.isatty()):
@@ -111,14 +111,6 @@ async def run(a: argparse.Namespace) -> dict[str, StreamMetrics | BaseException]
     finally:
         await close_all(started)
 
-
-def on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
-    """First signal: stop reading input, finish and publish what is in flight, exit 0. Second: exit now."""
-    if stop.is_set():
-        log.warning("second %s: exiting without flushing", sig.name)
-        os._exit(130)
-    log.warning("%s: finishing the utterances in flight (send again to exit at once)", sig.name)
-    stop.set()
 
 
 def main(argv: list[str] | None = None) -> int:

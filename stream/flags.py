@@ -5,6 +5,10 @@ thing in each."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import signal
 from pathlib import Path
 
 from emostream.stream.config import Config, override
@@ -64,3 +68,14 @@ def publishers_for(cfg: Config) -> list[Publisher]:
     if pc.mqtt.enabled:
         out.append(MqttPublisher(pc.mqtt, "emo-stream"))
     return out
+
+
+def on_signal(stop: asyncio.Event, what: str, sig: signal.Signals) -> None:
+    """First signal: set ``stop`` so the command finishes ``what`` (e.g. "the live calls") and exits 0.
+    Second: exit now."""
+    log = logging.getLogger("emostream.stream")
+    if stop.is_set():
+        log.warning("second %s: exiting without flushing", sig.name)
+        os._exit(130)
+    log.warning("%s: finishing %s (send again to exit at once)", sig.name, what)
+    stop.set()

@@ -30,11 +30,12 @@ def load_corpora(cfg: TrainConfig, data_dir: Path, every: int) -> tuple[Splits, 
     return meld, rav
 
 
-def load_more(names: list[str], data_dir: Path, every: int) -> dict[str, Splits]:
-    """The registry's splits of each named corpus beyond RAVDESS and MELD."""
+def load_more(names: list[str], data_dir: Path, every: int, include_first: bool = False) -> dict[str, Splits]:
+    """The registry's splits of each named corpus beyond RAVDESS and MELD (``include_first``: of those too, split as
+    the registry fixes them), keeping every ``every``-th dialogue/clip."""
     out = {}
     for name in names:
-        if name not in ("ravdess", "meld"):
+        if include_first or name not in ("ravdess", "meld"):
             out[name] = {k: subsample(v, every) for k, v in CORPORA[name].splits(data_dir).items()}
             log.info("%s: %s", name, ", ".join(f"{k} {len(v)}" for k, v in out[name].items()))
     return out

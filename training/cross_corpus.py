@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from emostream.models.labels import LABELS
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
 from emostream.training.config import TrainConfig, load_config
+from emostream.training.corpora import Splits, load_more, merged
 from emostream.training.corpus_scores import corpus_scores, headline
-from emostream.training.data.records import Utterance
 from emostream.training.data.registry import CORPORA
 from emostream.training.metrics import plot_confusion
 from emostream.training.options import add_data_options
@@ -35,26 +36,16 @@ from emostream.training.speaker_frames import heard_frames
 from emostream.training.train import fit_audio, fit_text
 
 log = logging.getLogger(__name__)
-Splits = dict[str, list[Utterance]]
-
-
-def _splits(names: list[str], data_dir: Path, every: int) -> dict[str, Splits]:
-    return {n: {k: v[::every] for k, v in CORPORA[n].splits(data_dir).items()} for n in names}
-
-
-def _pooled(corpora: dict[str, Splits], split: str) -> list[Utterance]:
-    return [u for s in corpora.values() for u in s[split]]
 
 
 def leave_audio_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cache_dir: Path,
                     device: torch.device | str) -> dict[str, Any]:
     """Audio branch on every corpus but ``held``; scores of ``held`` whole, clean and through a phone line."""
     rest = {n: s for n, s in corpora.items() if n != held}
-    heard = {k: _pooled(rest, k) for k in ("train", "dev")}
+    heard = {k: merged({}, rest, k) for k in ("train", "dev")}
     model = new_model(cfg, cfg.dims())
     prior, run = fit_audio(cfg, model, heard, cache_dir, None, device)
-    utts = _pooled({held: corpora[held]}, "train") + _pooled({held: corpora[held]}, "dev") + \
-        _pooled({held: corpora[held]}, "test")
+    utts = [u for split in corpora[held].values() for u in split]
     y = label_array(utts, LABELS)
     out: dict[str, Any] = {"trained_on": sorted(rest), "dev": run.best_dev, "epochs": run.best_epoch}
     for channel in ("clean", "telephone"):
@@ -68,7 +59,7 @@ def leave_text_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cach
                    device: torch.device | str) -> dict[str, Any]:
     """Text branch on every text corpus but ``held``; scores of ``held``'s test split."""
     rest = {n: s for n, s in corpora.items() if n != held}
-    read = {k: _pooled(rest, k) for k in ("train", "dev")}
+    read = {k: merged({}, rest, k) for k in ("train", "dev")}
     utts = corpora[held]["test"]
     texts = [u.text for u in utts] + [u.text for s in read.values() for u in s]
     sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
@@ -104,7 +95,7 @@ def run(cfg: TrainConfig, data_dir: Path, cache_dir: Path, out: Path, modalities
     for modality, names, leave_out in plans:
         if modality not in modalities or len(names) < 2:
             continue
-        corpora = _splits(names, data_dir, every)
+        corpora = load_more(names, data_dir, every, include_first=True)
         for held in names:
             log.info("leaving out %s (training on %s)", held, ", ".join(n for n in names if n != held))
             results[held] = leave_out(cfg, held, corpora, cache_dir, device)
@@ -136,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     modalities = ("audio", "text") if a.modality == "both" else (a.modality,)
-    results = run(load_config(a.config), a.data or default_data_dir(), a.cache or default_cache_dir(), a.out,
-                  modalities, a.subsample)
+    try:
+        results = run(load_config(a.config), a.data or default_data_dir(), a.cache or default_cache_dir(), a.out,
+                      modalities, a.subsample)
+    except (FileNotFoundError, ValueError) as e:  # a ConfigError, a missing corpus
+        print(f"cross_corpus: error: {e}", file=sys.stderr)
+        return 1
     print(table(results))
     return 0
 

@@ -70,7 +70,7 @@ def _score_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def more_corpora(dc: dict[str, Any]) -> str:
+def further_corpora_section(dc: dict[str, Any]) -> str:
     """The card's section on the corpora beyond RAVDESS and MELD (none: nothing)."""
     more = dc.get("corpora") or {}
     if not more:
@@ -137,7 +137,7 @@ random crop keeping at least {audio["crop_min"]} of the frames.
 - Seed {tr["seed"]}. Audio branch: best dev UA {audio["best_dev"]:.3f} at epoch {audio["best_epoch"]}
   of {audio["epochs_run"]}. Text branch: best dev weighted F1 {text["best_dev"]:.3f} at epoch {text["best_epoch"]}
   of {text["epochs_run"]}. Training took {tr["seconds"]:.0f} s on CPU.
-{more_corpora(dc)}
+{further_corpora_section(dc)}
 ## Held-out scores
 
 {_score_table(results)}

@@ -84,15 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     add_data_options(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    cfg = load_config(a.config)
+    try:
+        cfg = load_config(a.config)
+    except ValueError as e:
+        p.error(str(e))
     if cfg.features.kind != "whisper" or cfg.features.functionals != "egemaps":
         p.error("--config: needs features of kind whisper with functionals: egemaps")
     data, cache = a.data or default_data_dir(), a.cache or default_cache_dir()
     utts, split = [], []
-    for name in cfg.audio_corpora:
-        for k, v in CORPORA[name].splits(data).items():
-            utts += v
-            split += [k] * len(v)
+    try:
+        for name in cfg.audio_corpora:
+            for k, v in CORPORA[name].splits(data).items():
+                utts += v
+                split += [k] * len(v)
+    except (FileNotFoundError, ValueError) as e:
+        p.error(f"--data: {e}")
     frames = audio_frames([u.audio for u in utts], cfg.features, cfg.vad, cache)
     y = np.array([LABELS.index(u.label) for u in utts])
     corpus, speaker, split_of = (np.array([u.corpus for u in utts]), np.array([u.speaker for u in utts]),

@@ -16,7 +16,7 @@ from aiohttp import web
 from emostream.models.bundle import BundleError
 from emostream.stream.config import load_config
 from emostream.stream.errors import UserError
-from emostream.stream.flags import add_common_flags, apply_common_flags, publishers_for
+from emostream.stream.flags import add_common_flags, apply_common_flags, on_signal, publishers_for
 from emostream.stream.observe.alerts import check_rules
 from emostream.stream.observe.dashboard import DashboardFeed
 from emostream.stream.publishers import Publisher, close_all
@@ -48,7 +48,7 @@ async def serve(a: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, functools.partial(on_signal, stop, sig))
+        loop.add_signal_handler(sig, functools.partial(on_signal, stop, "the live calls", sig))
     started: list[Publisher] = []
     try:
         for p in publishers_for(cfg):  # connect before loading models: a bad bus fails fast
@@ -85,14 +85,6 @@ async def serve(a: argparse.Namespace) -> int:
         await close_all(started)
     return 0
 
-
-def on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
-    """First signal: refuse new calls, finish and publish every live call, exit 0. Second: exit now."""
-    if stop.is_set():
-        log.warning("second %s: exiting without flushing", sig.name)
-        os._exit(130)
-    log.warning("%s: finishing the live calls (send again to exit at once)", sig.name)
-    stop.set()
 
 
 def main(argv: list[str]) -> int:
