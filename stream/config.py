@@ -31,6 +31,9 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
+    # Whisper model: "tiny.en" or "base" (packaged), or "auto": base on a GPU (more accurate, docs/benchmarks.md),
+    # tiny.en on a CPU (fast enough to stay ahead of real time on 2 cores).
+    model: str = "auto"
     compute_type: str = "int8"
     beam_size: int = 1
     threads: int = 2
@@ -45,6 +48,22 @@ class AsrConfig:
     # Start the final decode (and the voice and text embeddings) this far into a pause, hidden by the hangover;
     # features start when the pause reaches the post-roll (the exact cut). 0 = off: all after the endpoint.
     speculate_after_ms: int = 60
+    # When the bundle's features are this model's encoder states at window_s, one encoder pass per utterance
+    # serves both (the final decode then starts on the exact cut, at the post-roll); false: two passes.
+    share_encoder: bool = True
+    max_batch: int = 16  # encodes / decodes of all streams run as one batch of at most this many
+
+    def __post_init__(self) -> None:
+        if self.model not in ("auto", "tiny.en", "base"):
+            raise ValueError(f"asr.model: must be auto, tiny.en or base, got {self.model!r}")
+        if self.max_batch < 1:
+            raise ValueError(f"asr.max_batch: must be at least 1, got {self.max_batch}")
+
+    def resolved(self, device: str) -> AsrConfig:
+        """This config with ``model`` chosen for ``device`` ("cpu" or "cuda") when it is "auto"."""
+        if self.model != "auto":
+            return self
+        return dataclasses.replace(self, model="base" if device == "cuda" else "tiny.en")
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,75 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class DeploymentConfig:
+    """One Ray Serve deployment of ``emo-stream serve --cluster``: its replicas and what each one reserves.
+
+    ``min_replicas`` below ``max_replicas`` autoscales on the queue (``target_ongoing``); equal, it is fixed."""
+
+    min_replicas: int = 1
+    max_replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0  # fractions share a GPU between replicas (e.g. 0.25: four on one GPU)
+    max_replicas_per_node: int = 0  # 0 = no limit; 1 spreads the replicas over as many nodes
+    target_ongoing: float = 2.0  # autoscaling: requests in flight per replica it aims at
+    max_batch: int = 8  # @serve.batch: requests of all calls batched into one model call (models only)
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company (models only)
+
+    def check(self, where: str) -> None:
+        if self.min_replicas < 1:
+            raise ValueError(f"{where}.min_replicas: must be at least 1, got {self.min_replicas}")
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"{where}.max_replicas: must be at least min_replicas ({self.min_replicas}), "
+                             f"got {self.max_replicas}")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError(f"{where}.num_cpus / num_gpus: must not be negative")
+        if self.max_replicas_per_node < 0:
+            raise ValueError(f"{where}.max_replicas_per_node: must be at least 0, got {self.max_replicas_per_node}")
+        if self.target_ongoing <= 0:
+            raise ValueError(f"{where}.target_ongoing: must be positive, got {self.target_ongoing}")
+        if self.max_batch < 1:
+            raise ValueError(f"{where}.max_batch: must be at least 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"{where}.max_wait_ms: must be at least 0, got {self.max_wait_ms}")
+
+
+PROXY_LOCATIONS = ("EveryNode", "HeadOnly")
+DEPLOYMENTS = ("ingress", "asr", "features", "text", "inference")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``emo-stream serve --cluster``: the Ray Serve application. Calls are served by ``ingress`` replicas (each
+    call stays on one); the shared models are the other deployments. The listening address is ``server.host`` /
+    ``server.port`` on every node's proxy (``proxy_location``)."""
+
+    address: str = "auto"  # ray://HOST:PORT, HOST:PORT (the GCS) or auto; --cluster overrides it
+    app_name: str = "emo-stream"
+    proxy_location: str = "EveryNode"  # HeadOnly: one proxy (and one listening port) for the whole cluster
+    ingress: DeploymentConfig = field(default_factory=lambda: DeploymentConfig(num_cpus=0.5))
+    asr: DeploymentConfig = field(default_factory=DeploymentConfig)
+    features: DeploymentConfig = field(default_factory=lambda: DeploymentConfig(num_cpus=0.5))
+    text: DeploymentConfig = field(default_factory=lambda: DeploymentConfig(num_cpus=0.25))
+    inference: DeploymentConfig = field(default_factory=lambda: DeploymentConfig(num_cpus=0.25, max_batch=32))
+
+    def __post_init__(self) -> None:
+        if self.address != "auto" and not _host_port(self.address.removeprefix("ray://")):
+            raise ValueError(f"cluster.address: must be auto, ray://HOST:PORT or HOST:PORT, got {self.address!r}")
+        if not self.app_name:
+            raise ValueError("cluster.app_name: must not be empty")
+        if self.proxy_location not in PROXY_LOCATIONS:
+            raise ValueError(f"cluster.proxy_location: must be one of {', '.join(PROXY_LOCATIONS)}, "
+                             f"got {self.proxy_location!r}")
+        for name in DEPLOYMENTS:
+            getattr(self, name).check(f"cluster.{name}")
+
+
+def _host_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -215,6 +303,7 @@ class Config:
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)  # mono streams only; stereo uses channels
     server: ServerConfig = field(default_factory=ServerConfig)  # emo-stream serve only
     alerts: AlertsConfig = field(default_factory=AlertsConfig)  # emo-stream serve only
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)  # emo-stream serve --cluster only
 
 
 def build(cls: type, data: Any, where: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-EVENT_TYPES = ("partial", "emotion_estimate", "emotion", "metrics", "alert", "summary")
+EVENT_TYPES = ("partial", "emotion_estimate", "emotion", "metrics", "alert", "summary", "call_error")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +136,16 @@ class SummaryEvent(Event):
     utterances: int
     speakers: dict[str, dict[str, Any]]  # talk_s, utterances, label_shares, mean_valence/arousal, peak_anger, alerts
     alerts: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallErrorEvent(Event):
+    """A call ended without its last events: what served it is gone (``emo-stream serve --cluster``: its ingress
+    replica or node died, ``stream/cluster/watcher.py``). Utterances already published stand."""
+
+    type: ClassVar[str] = "call_error"
+    error: str  # a stable code: replica_lost
+    message: str
 
 
 def load_schema(event_type: str) -> dict[str, Any]:

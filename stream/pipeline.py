@@ -21,11 +21,13 @@ from emostream.stream.messages import AudioFrame, EndOfStream, Outgoing
 from emostream.stream.observe.metrics import StreamMetrics
 from emostream.stream.publishers import Publisher
 from emostream.stream.services.runtime import Runtime
+from emostream.stream.services.shared_states import SharedStates
 from emostream.stream.stages.acoustic import AcousticFeatures
 from emostream.stream.stages.confirmation import SileroConfirmation
 from emostream.stream.stages.context import ContextBuffer
 from emostream.stream.stages.diarization import SpeakerLabelling
 from emostream.stream.stages.embedding import TextEmbedding
+from emostream.stream.stages.encodes import SharedEncodes
 from emostream.stream.stages.inference import EarlyEstimate, Inference
 from emostream.stream.stages.segmentation import Segmentation
 from emostream.stream.stages.speaker_normalisation import SpeakerNormalisation
@@ -56,19 +58,21 @@ class StreamPipeline:
     def __init__(self, spec: StreamSpec, cfg: Config, runtime: Runtime, publishers: list[Publisher]) -> None:
         meta = runtime.bundle.meta
         self.spec, self.cfg, self.publishers = spec, cfg, publishers
-        self.transcription = Transcription(runtime.asr, cfg.asr)
+        # One encoder pass per utterance for the features and the final decode, when they can share it.
+        shared = SharedEncodes(runtime.features) if isinstance(runtime.features, SharedStates) else None
+        self.transcription = Transcription(runtime.asr, cfg.asr, shared)
         names = cfg.source.channel_names if spec.channel_names is None else spec.channel_names
         self.stages: list[Stage] = [
             Segmentation(spec.stream_id, cfg.vad, names,
                          cfg.asr.partial_interval_ms if spec.live else 0,
                          cfg.asr.speculate_after_ms),
-            AcousticFeatures(runtime.features),
+            AcousticFeatures(shared or runtime.features),
             *([SpeakerNormalisation(meta.speaker_norm)] if meta.speaker_norm else []),
             EarlyEstimate(runtime.inference, meta.id),
             self.transcription,
             TextEmbedding(runtime.encoder),
             ContextBuffer(meta.dims.context_size, meta.dims.text_dim),
-            Inference(runtime.inference, meta.id),
+            Inference(runtime.inference, meta.id, meta.labels),
         ]
         if runtime.speaker_encoder is not None and spec.channels == 1 and not names:
             self.stages.insert(1, SpeakerLabelling(cfg.speakers, runtime.speaker_encoder))

@@ -57,6 +57,8 @@ class BranchTraining:
     # At most this many training examples of each corpus per epoch, drawn afresh (0: all of them), so that a large
     # corpus (GoEmotions) neither drowns a small one nor makes an epoch take an hour on a CPU.
     per_corpus: int = field(default=0, kw_only=True)
+    # The same per named corpus, where one should weigh more than the rest (0: all of its examples).
+    per_corpus_of: dict[str, int] = field(default_factory=dict, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ class AudioTraining(BranchTraining):
     # Probability that a training clip is heard through a simulated phone line in an epoch (training/telephone.py;
     # each clip's line is fixed, so its features are computed once); 0 turns it off.
     telephone: float = field(default=0.0, kw_only=True)
+    # With speaker normalisation: probabilities that a training clip is standardised as the stream would at a
+    # random point of its speaker's talk (a random running order) or as the speaker's first utterance, instead of
+    # by all of the speaker's frames (training/speaker_frames.py). Independent of ``telephone``.
+    running_order: float = field(default=0.0, kw_only=True)
+    first_utterance: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -282,10 +289,24 @@ def _check_training(cfg: TrainConfig) -> None:
             raise ConfigError(f"{branch}.label_smoothing: must be in [0, 1)")
         if t.per_corpus < 0:
             raise ConfigError(f"{branch}.per_corpus: must be 0 (all) or more")
+        corpora = cfg.audio_corpora if branch != "text_training" else cfg.text_corpora
+        for name, n in t.per_corpus_of.items():
+            if name not in corpora:
+                raise ConfigError(f"{branch}.per_corpus_of.{name}: not one of this branch's corpora {corpora}")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ConfigError(f"{branch}.per_corpus_of.{name}: must be a whole number, 0 (all) or more")
     audio: AudioTraining = cfg.fused_training if cfg.fused else cfg.audio_training  # type: ignore[assignment]
     key = "fused_training" if cfg.fused else "audio_training"
     if audio.gain_db < 0 or not 0 < audio.crop_min <= 1 or not 0 <= audio.telephone <= 1:
         raise ConfigError(f"{key}: gain_db must be >= 0, crop_min in (0, 1] and telephone in [0, 1]")
+    for name in ("running_order", "first_utterance"):
+        if not 0 <= getattr(audio, name) <= 1:
+            raise ConfigError(f"{key}.{name}: must be in [0, 1]")
+    if audio.running_order + audio.first_utterance > 1:
+        raise ConfigError(f"{key}: running_order + first_utterance must be at most 1 (the rest is the steady state)")
+    if (audio.running_order or audio.first_utterance) and not cfg.speaker_norm_frames:
+        raise ConfigError(f"{key}: running_order and first_utterance render speaker normalisation; set "
+                          "speaker_norm_frames > 0 or leave them 0")
     if audio.gain_db and cfg.features.kind == "whisper":
         raise ConfigError(f"{key}.gain_db: level augmentation shifts log-mel or MFCC frames after extraction, and "
                           "Whisper states do not change linearly with level; set gain_db: 0")

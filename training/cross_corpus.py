@@ -1,9 +1,10 @@
 """Leave-one-corpus-out evaluation: how the config's recipe does on a corpus it never heard or read.
 
 For each corpus of the config's audio corpora in turn, the audio branch is trained on the training speakers of the
-others (early stopping and model choice on their dev speakers) and scored on the left-out corpus whole, clean and
-through a simulated phone line; likewise the text branch over the text corpora (scored on the left-out corpus's
-test split). The dev column is what recipes are chosen by; the left-out figures are never used to choose.
+others (early stopping and model choice on their dev speakers) and scored on the left-out corpus whole: clean,
+every clip as its speaker's first words in a stream ("first"), and through a simulated phone line; likewise the
+text branch over the text corpora (scored on the left-out corpus's test split). The dev column is what recipes are
+chosen by; the left-out figures are never used to choose.
 Writes ``<out>/cross_corpus.json``, a confusion PNG per condition and the markdown table ``<out>/table.md``.
 
     python -m emostream.training.cross_corpus --config configs/multicorpus.yaml --out docs/results/cross_corpus
@@ -32,10 +33,11 @@ from emostream.training.metrics import plot_confusion
 from emostream.training.options import add_data_options
 from emostream.training.paths import default_cache_dir, default_data_dir
 from emostream.training.runs import new_model
-from emostream.training.speaker_frames import heard_frames
+from emostream.training.speaker_frames import first_frames, heard_frames
 from emostream.training.train import fit_audio, fit_text
 
 log = logging.getLogger(__name__)
+CONDITIONS = ("clean", "first", "telephone", "text")
 
 
 def leave_audio_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cache_dir: Path,
@@ -52,6 +54,9 @@ def leave_audio_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cac
         raw = audio_frames([u.audio for u in utts if u.audio], cfg.features, cfg.vad, cache_dir, channel=channel)
         inputs = dialogue_inputs(utts, {}, model.dims, audio=heard_frames(raw, utts, prior), use_text=False)
         out[channel] = corpus_scores(predict(model, inputs), y, LABELS, CORPORA[held].classes)
+        if channel == "clean":  # every clip as its speaker's first words in a stream (the prior and itself alone)
+            inputs = dialogue_inputs(utts, {}, model.dims, audio=first_frames(raw, utts, prior), use_text=False)
+            out["first"] = corpus_scores(predict(model, inputs), y, LABELS, CORPORA[held].classes)
     return out
 
 
@@ -76,7 +81,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             "| weighted F1 | anger recall | anger precision | arousal | ECE |")
     rows = [head, "|" + "---|" * 11]
     for held, r in results.items():
-        for cond in ("clean", "telephone", "text"):
+        for cond in CONDITIONS:
             if cond not in r:
                 continue
             h = headline(r[cond])
@@ -99,12 +104,12 @@ def run(cfg: TrainConfig, data_dir: Path, cache_dir: Path, out: Path, modalities
         for held in names:
             log.info("leaving out %s (training on %s)", held, ", ".join(n for n in names if n != held))
             results[held] = leave_out(cfg, held, corpora, cache_dir, device)
-            for cond in ("clean", "telephone", "text"):
+            for cond in CONDITIONS:
                 if cond in results[held]:
                     out.mkdir(parents=True, exist_ok=True)
                     plot_confusion(results[held][cond], f"{cfg.bundle_id} recipe, {held} left out ({cond})",
                                    out / f"{held}_{cond}.png")
-            log.info("%s left out: %s", held, {c: headline(results[held][c]) for c in ("clean", "telephone", "text")
+            log.info("%s left out: %s", held, {c: headline(results[held][c]) for c in CONDITIONS
                                                if c in results[held]})
     out.mkdir(parents=True, exist_ok=True)
     (out / "cross_corpus.json").write_text(json.dumps({"recipe": cfg.bundle_id, "seconds": round(time.time() - t0),

@@ -33,7 +33,7 @@ from emostream.training.data.registry import CORPORA as REGISTRY
 from emostream.training.manifest_inputs import manifest_inputs
 from emostream.training.metrics import scores, write_report
 from emostream.training.pairs import PAIR_SEED, match_labels, paired_inputs
-from emostream.training.speaker_frames import heard_frames
+from emostream.training.speaker_frames import first_frames, heard_frames
 from emostream.training.splits import subsample
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,11 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
         raise ValueError(f"unknown corpus {corpus!r}; use one of {', '.join(CORPORA)}")
     y = label_array(utts, labels)
     results = {name: scores(y, predict(model, inputs).argmax(1), labels) for name, inputs in conditions.items()}
-    if corpus == "ravdess":  # the same clips played 12 dB quieter, through the whole front end
+    if corpus == "ravdess":  # each clip as a new speaker's first words; then 12 dB quieter; then by phone
+        first = first_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
+                             meta.speaker_norm)
+        inputs = dialogue_inputs(utts, sentences, meta.dims, audio=first, use_text=False)
+        results[f"ravdess_{split}_audio_first"] = scores(y, predict(model, inputs).argmax(1), labels)
         quiet = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
                                           gain_db=QUIET_DB), utts, meta.speaker_norm)
         inputs = dialogue_inputs(utts, sentences, meta.dims, audio=quiet, use_text=False)

@@ -59,6 +59,15 @@ def audio_input(spec: FeatureSpec) -> str:
     }[spec.kind]
 
 
+def views(audio: dict[str, Any]) -> str:
+    """The training renderings beyond the steady state, as a clause of the augmentation line (none: empty)."""
+    parts = [f"{audio[k]:g} of the clips of an epoch {what}" for k, what in (
+        ("telephone", "heard through a simulated phone line"),
+        ("running_order", "standardised by their speaker's statistics at a random point of their talk"),
+        ("first_utterance", "standardised as their speaker's first utterance")) if audio.get(k)]
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def _score_table(results: dict[str, dict[str, Any]]) -> str:
     if not results:
         return "_Not scored yet._\n"
@@ -130,7 +139,7 @@ from their PyPI packages) are listed below with their licences.{derived(meta)}
   Every clip was cut as the live stream cuts utterances (WebRTC VAD, first to last voiced frame plus the
   stream's pre- and post-roll; {vad}). Normalisation statistics come from training frames only.
   Augmentation: {f'random level change of up to {audio["gain_db"]} dB either way, ' if audio["gain_db"] else ""}\
-random crop keeping at least {audio["crop_min"]} of the frames.
+random crop keeping at least {audio["crop_min"]} of the frames{views(audio)}.
 - **Text branch**: MELD official train split ({meld["splits"]["train"]["utterances"]} utterances).
   Early stopping on the official dev split (weighted F1); the official test split was only scored.
   Context is past-only (a live stream cannot see future turns). Text cleaning: {meld["text_cleaning"]}.
@@ -144,6 +153,8 @@ random crop keeping at least {audio["crop_min"]} of the frames.
 - `meld_test_text`: MELD test, text with past-only context, no audio (MELD audio is not available here). The
   standard MELD metric is weighted F1.
 - `ravdess_test_audio`: RAVDESS held-out actors, audio only. UA is the standard speech-emotion metric.{heard(meta)}
+- `ravdess_test_audio_first`: the same, every clip standardised as its speaker's first utterance in a stream (the
+  corpus prior and the clip alone): what a new caller's first words get.
 - `ravdess_test_audio_quiet`: the same, with the level 12 dB below the corpus's (a quieter microphone).
 - `*_audio_telephone`: the same clips through a simulated phone line (8 kHz, 300-3400 Hz, G.711 mu-law, level
   changes; training/telephone.py). Other corpora's rows (`emodb_test_audio`, ...): their held-out speakers, UA

@@ -1,10 +1,13 @@
 """Speaker-normalised frames for training and scoring (models/speaker_norm.py), as the stream would see them.
 
-Training frames use each speaker's statistics over all of their utterances (the steady state). Frames that are
-scored (dev for early stopping, test) get the stream's running statistics instead: each speaker's utterances in
-a seeded random order when the corpus has no conversation order (RAVDESS's isolated clips), otherwise in the
-order given, each normalised by that speaker's frames up to and including it. So a held-out speaker's first
-clips are scored as a live stream would score a new caller's first words.
+Frames that are scored (dev for early stopping, test) get the stream's running statistics: each speaker's
+utterances in a seeded random order when the corpus has no conversation order (RAVDESS's isolated clips), otherwise
+in the order given, each normalised by that speaker's frames up to and including it. So a held-out speaker's first
+clips are scored as a live stream would score a new caller's first words; ``first_frames`` scores every clip so.
+
+Training frames use each speaker's statistics over all of their utterances (the steady state) and, where the
+config asks, the other two renderings as well: a model that only saw the steady state reads the offset of a new
+caller's first words (normalised mostly by the corpus prior) as emotion.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from emostream.models.speaker_norm import SpeakerPrior, normalise_all, normalise_running
+from emostream.models.speaker_norm import SpeakerNorm, SpeakerPrior, normalise_all, normalise_running
 from emostream.training.data.records import Utterance
 
 ORDER_SEED = 0  # the same clip order for every bundle, so scores compare
@@ -27,12 +30,21 @@ def steady_frames(frames: Sequence[torch.Tensor], utts: Sequence[Utterance],
 
 
 def heard_frames(frames: Sequence[torch.Tensor], utts: Sequence[Utterance], prior: SpeakerPrior | None,
-                 shuffle: bool = True) -> list[torch.Tensor]:
-    """Scored frames, as the stream would normalise them (``shuffle``: no conversation order to follow)."""
+                 shuffle: bool = True, seed: int = ORDER_SEED) -> list[torch.Tensor]:
+    """Scored frames, as the stream would normalise them (``shuffle``: no conversation order to follow, so a
+    random one drawn with ``seed``)."""
     if prior is None:
         return list(frames)
-    order = np.random.default_rng(ORDER_SEED).permutation(len(frames)) if shuffle else None
+    order = np.random.default_rng(seed).permutation(len(frames)) if shuffle else None
     return normalise_running(frames, [u.speaker for u in utts], prior, order)
+
+
+def first_frames(frames: Sequence[torch.Tensor], utts: Sequence[Utterance],
+                 prior: SpeakerPrior | None) -> list[torch.Tensor]:
+    """Every clip normalised as its speaker's first utterance in a stream: by the corpus prior and itself alone."""
+    if prior is None:
+        return list(frames)
+    return [SpeakerNorm(prior)(u.speaker, f) for f, u in zip(frames, utts, strict=True)]
 
 
 def normalised_splits(raw: dict[str, list[torch.Tensor]], utts: dict[str, list[Utterance]], prior_frames: float,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -37,7 +37,7 @@ from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoin
 from emostream.training.metrics import summary
 from emostream.training.model_card import model_card
 from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
-from emostream.training.speaker_frames import normalised_splits, steady_frames
+from emostream.training.speaker_frames import first_frames, heard_frames, normalised_splits, steady_frames
 
 log = logging.getLogger(__name__)
 Branch = Literal["audio", "text"]
@@ -56,14 +56,16 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
                dev_score: Callable[[], float], cfg: BranchTraining, seed: int,
                augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None,
                ckpt: Checkpoint | None = None, device: torch.device | str = "cpu",
-               variants: Sequence[UtteranceInput] | None = None, p_variant: float = 0.0,
+               views: Sequence[tuple[float, Sequence[UtteranceInput]]] = (),
                corpus_of: Sequence[str] | None = None) -> BranchResult:
     """Trains ``model.<branch>_head`` (and for text the model's tuned encoder layers, if it has them, at
     ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch on dev.
 
-    ``augment`` transforms each training batch (never the dev batches), on the CPU. ``variants[j]``, when given, is
-    another rendering of ``inputs[j]`` (the clip through a phone line), used instead with probability ``p_variant``.
-    ``corpus_of[j]`` names the corpus of ``inputs[j]``, for ``cfg.per_corpus`` (examples per corpus per epoch).
+    ``augment`` transforms each training batch (never the dev batches), on the CPU. Each ``(p, view)`` of ``views``
+    is another rendering of the inputs (``view[j]`` of ``inputs[j]``: the clip through a phone line, normalised as
+    a speaker's first words...), drawn instead of ``inputs[j]`` with probability ``p``.
+    ``corpus_of[j]`` names the corpus of ``inputs[j]``, for ``cfg.per_corpus`` and ``cfg.per_corpus_of``
+    (examples per corpus per epoch).
     ``ckpt``: checkpoint after every epoch, and resume from it (training/loop.py). The model trains on ``device``
     and comes back on the CPU.
     """
@@ -81,18 +83,21 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     weight = None if weight is None else weight.to(device)
     targets = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
+    renderings = [inputs, *(v for _, v in views)]
+    p_view = torch.tensor([1.0 - sum(p for p, _ in views), *(p for p, _ in views)]).clamp(min=0.0)
     loop = Loop(f"{branch} branch", model, head, opt, gen, cfg.epochs, cfg.patience, device, cfg.amp, ckpt=ckpt)
     bar = loop.start()
     for epoch in bar:
         model.train()
-        perm = epoch_order(len(inputs), gen, corpus_of, cfg.per_corpus)
+        perm = epoch_order(len(inputs), gen, corpus_of, cfg.per_corpus, cfg.per_corpus_of)
         total = 0.0
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            chosen = [inputs[j] for j in idx]
-            if variants is not None:
-                swap = torch.rand(len(idx), generator=gen) < p_variant
-                chosen = [variants[j] if s else x for j, s, x in zip(idx.tolist(), swap.tolist(), chosen, strict=True)]
+            if views:
+                pick = torch.multinomial(p_view, len(idx), replacement=True, generator=gen).tolist()
+                chosen = [renderings[v][j] for j, v in zip(idx.tolist(), pick, strict=True)]
+            else:
+                chosen = [inputs[j] for j in idx]
             batch = collate(chosen, model.dims)
             batch = (augment(batch, gen) if augment else batch).to(device)
             with loop.autocast():
@@ -112,14 +117,17 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
 
 
 
-def epoch_order(n: int, gen: torch.Generator, corpus_of: Sequence[str] | None, per_corpus: int) -> torch.Tensor:
-    """The examples of one epoch in random order: all of them, or at most ``per_corpus`` drawn from each corpus."""
-    if not per_corpus or corpus_of is None:
+def epoch_order(n: int, gen: torch.Generator, corpus_of: Sequence[str] | None, per_corpus: int,
+                per_corpus_of: dict[str, int] | None = None) -> torch.Tensor:
+    """The examples of one epoch in random order: all of them, or at most ``per_corpus`` (``per_corpus_of[name]``
+    where given; 0: all) drawn from each corpus."""
+    if corpus_of is None or not (per_corpus or per_corpus_of):
         return torch.randperm(n, generator=gen)
     picks = []
     for name in dict.fromkeys(corpus_of):
         idx = torch.tensor([j for j, c in enumerate(corpus_of) if c == name])
-        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_corpus]])
+        limit = (per_corpus_of or {}).get(name, per_corpus)
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[: limit or len(idx)]])
     chosen = torch.cat(picks)
     return chosen[torch.randperm(len(chosen), generator=gen)]
 
@@ -130,32 +138,42 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     speaker prior it was trained with (None without speaker normalisation)."""
     at = cfg.audio_training
     assert at is not None, "branch-wise training needs an audio_training section"
-    dims = model.dims
-    prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
-                                                       cache_dir) for k, v in heard.items()},
-                                      heard, cfg.speaker_norm_frames)
+    dims, train = model.dims, heard["train"]
+    raw = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir) for k, v in heard.items()}
+    prior, frames = normalised_splits(raw, heard, cfg.speaker_norm_frames)
     train_frames = torch.cat(frames["train"])
     model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
     del train_frames
-    phone = None
-    if at.telephone:  # the same training clips through a phone line, normalised by the same speakers' statistics
-        raw = audio_frames([u.audio for u in heard["train"] if u.audio], cfg.features, cfg.vad, cache_dir,
-                           channel="telephone")
-        phone = steady_frames(raw, heard["train"], prior)
     summarise = getattr(model, "summarise", None)
-    if summarise is not None and at.crop_min == 1 and not at.gain_db:  # no augmentation that needs every frame
-        frames = {k: [summarise(f) for f in v] for k, v in frames.items()}
-        phone = None if phone is None else [summarise(f) for f in phone]
-    inputs = {k: dialogue_inputs(heard[k], {}, dims, audio=frames[k], use_text=False) for k in frames}
-    variants = None if phone is None else dialogue_inputs(heard["train"], {}, dims, audio=phone, use_text=False)
+    if summarise is None or at.crop_min < 1 or at.gain_db:  # an augmentation needs every frame
+        summarise = None
+
+    def inputs_of(utts: list[Utterance], rendered: list[torch.Tensor]) -> list[UtteranceInput]:
+        audio = rendered if summarise is None else [summarise(f) for f in rendered]
+        return dialogue_inputs(utts, {}, dims, audio=audio, use_text=False)
+
+    inputs = {k: inputs_of(heard[k], v) for k, v in frames.items()}
+    del frames
+    # The other renderings of each training clip: its speaker's running statistics in a random order or as its
+    # first words (the stream's view of a new caller), and all of that through a phone line (training/telephone.py).
+    norms = [(1.0 - at.running_order - at.first_utterance, lambda r: steady_frames(r, train, prior)),
+             (at.running_order, lambda r: heard_frames(r, train, prior, seed=cfg.seed)),
+             (at.first_utterance, lambda r: first_frames(r, train, prior))]
+    channels = [(1.0 - at.telephone, raw["train"])]
+    del raw
+    if at.telephone:
+        channels.append((at.telephone, audio_frames([u.audio for u in train if u.audio], cfg.features, cfg.vad,
+                                                    cache_dir, channel="telephone")))
+    views = [(p_channel * p_norm, inputs_of(train, norm(rendered)))
+             for c, (p_channel, rendered) in enumerate(channels) for n, (p_norm, norm) in enumerate(norms)
+             if p_channel * p_norm > 0 and (c, n) != (0, 0)]  # (clean, steady) is inputs["train"] itself
 
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
 
-    result = fit_branch(model, "audio", inputs["train"], label_array(heard["train"], LABELS), dev, at, cfg.seed,
+    result = fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, cfg.seed,
                         augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
-                        ckpt=ckpt, device=device, variants=variants, p_variant=at.telephone,
-                        corpus_of=[u.corpus for u in heard["train"]])
+                        ckpt=ckpt, device=device, views=views, corpus_of=[u.corpus for u in train])
     return prior, result
 
 
@@ -181,10 +199,15 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     the text branch from the training split of every text corpus (MELD first); each early-stops on the mean of its
     corpora's dev metrics (``per_corpus_score``). ``every`` > 1 keeps every n-th dialogue/clip of each split (smoke
     runs; the data card says so). The test results are also written as reports under ``reports``, each branch's
-    checkpoint under ``reports/checkpoints`` (``resume``: continue from them; a finished branch is not retrained).
+    checkpoint under ``reports/checkpoints`` (``resume``: continue from them; a finished branch is not retrained, and
+    the audio branch's checkpoint survives changes of the text settings).
     """
     t0 = time.time()
-    ckpts = run_checkpoints(reports / "checkpoints", ("audio", "text"), fingerprint(cfg, every), resume)
+    # The audio branch does not depend on the text settings: a run that changes only those resumes a finished
+    # audio branch. The text branch trains on the model as the audio branch left it, so it depends on everything.
+    audio_only = replace(cfg, text_training=None, text_corpora=[])
+    ckpts = (run_checkpoints(reports / "checkpoints", ("audio",), fingerprint(audio_only, every), resume)
+             | run_checkpoints(reports / "checkpoints", ("text",), fingerprint(cfg, every), resume))
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
     audio_more, text_more = load_more(cfg.audio_corpora, data_dir, every), load_more(cfg.text_corpora, data_dir, every)

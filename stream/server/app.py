@@ -89,7 +89,7 @@ def _handler(cfg: Config, kind: type[Ingest]) -> Callable:
             await ws.close(code=TRY_AGAIN_LATER, message=b"server full")
             return ws
         try:
-            await _serve(ws, kind(cfg, calls, ws), calls, cfg.server)
+            await serve_connection(ws, kind(cfg, calls, ws), calls, cfg.server)
         finally:
             calls.release()
         return ws
@@ -97,7 +97,9 @@ def _handler(cfg: Config, kind: type[Ingest]) -> Callable:
     return handle
 
 
-async def _serve(ws: web.WebSocketResponse, ingest: Ingest, calls: Calls, scfg: ServerConfig) -> None:
+async def serve_connection(ws: web.WebSocketResponse, ingest: Ingest, calls: Calls, scfg: ServerConfig) -> None:
+    """One connection from its first message to its close; also the cluster's ASGI ingress, through an adapter
+    with the same few methods (``stream/cluster/socket.py``)."""
     code, reason = NORMAL, b"stream ended"
     stopping = asyncio.ensure_future(calls.stop.wait())
     try:

@@ -26,16 +26,20 @@ def tokens_from_env(required: bool) -> tuple[bytes, ...]:
     return tokens
 
 
-def presented(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return request.query.get("token", "")
+def presented(authorization: str, query_token: str) -> str:
+    """The token a client presented: the ``Authorization`` header's bearer token, else the ``token`` parameter.
+    Plain strings, so that the aiohttp server and the cluster's ASGI ingress check tokens the same way."""
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return query_token
 
 
 def allowed(request: web.Request, tokens: tuple[bytes, ...]) -> bool:
+    return token_ok(presented(request.headers.get("Authorization", ""), request.query.get("token", "")), tokens)
+
+
+def token_ok(given: str, tokens: tuple[bytes, ...]) -> bool:
     if not tokens:
         return True
-    given = presented(request).encode()
-    matches = [hmac.compare_digest(given, t) for t in tokens]  # every token compared: no timing by position
+    matches = [hmac.compare_digest(given.encode(), t) for t in tokens]  # every token compared: no timing by position
     return any(matches)

@@ -14,7 +14,7 @@ import sys
 from aiohttp import web
 
 from emostream.models.bundle import BundleError
-from emostream.stream.config import load_config
+from emostream.stream.config import Config, load_config
 from emostream.stream.errors import UserError
 from emostream.stream.flags import add_common_flags, apply_common_flags, on_signal, publishers_for
 from emostream.stream.observe.alerts import check_rules
@@ -36,13 +36,33 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: server.port, 8080)")
+    p.add_argument("--cluster", metavar="ADDRESS", nargs="?", const="",
+                   help="run as a Ray Serve application on the Ray cluster at ray://HOST:PORT, HOST:PORT or auto "
+                        "(alone: cluster.address of the config; needs the cluster extra, docs/cluster.md)")
     add_common_flags(p)
     return p
 
 
-async def serve(a: argparse.Namespace) -> int:
+def config_for(a: argparse.Namespace) -> Config:
     server = {k: v for k, v in (("host", a.host), ("port", a.port)) if v is not None}
-    cfg = apply_common_flags(load_config(a.config), a, server=server)
+    return apply_common_flags(load_config(a.config), a, server=server,
+                              cluster={"address": a.cluster} if a.cluster else {})  # alone: the config's
+
+
+def serve_on_cluster(a: argparse.Namespace) -> int:
+    """Ray is imported here only: a server without --cluster never loads it."""
+    cfg = config_for(a)
+    tokens = tokens_from_env(cfg.server.require_token)
+    try:
+        from emostream.stream.cluster.command import serve_cluster
+    except ImportError as e:
+        raise UserError(f"--cluster needs Ray Serve ({e}); install the cluster extra: bin/setup cluster, or "
+                        "pip install 'emo-stream[cluster]'") from None
+    return serve_cluster(cfg, tokens)
+
+
+async def serve(a: argparse.Namespace) -> int:
+    cfg = config_for(a)
     tokens = tokens_from_env(cfg.server.require_token)
     tls = ssl_context(cfg.server)
     stop = asyncio.Event()
@@ -96,7 +116,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
-        return asyncio.run(serve(a))
+        return serve_on_cluster(a) if a.cluster is not None else asyncio.run(serve(a))
     except (UserError, BundleError) as e:
         print(f"emo-stream: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)

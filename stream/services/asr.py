@@ -1,16 +1,15 @@
-"""ASR with faster-whisper ``tiny.en`` (offline, from its PyPI package), shared by every stream.
+"""ASR with faster-whisper ``tiny.en`` or ``base`` (offline, from their PyPI packages), shared by every stream.
 
-One :class:`AsrService` serves every stream: jobs wait in a priority queue where finals always go
-before partials, and one decode runs at a time (CTranslate2 already uses every core given to it).
+One :class:`AsrService` serves every stream through one :class:`WhisperEngine`: finals go before partials,
+and decodes of several streams run as one batch. Encoding and decoding are separate steps so that an
+utterance's encoder output can also give the bundle its acoustic features (one encoder pass, not two).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import zlib
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +17,11 @@ import torch
 from emostream.models.whisper_states import MAX_WINDOW_S, encode_padded, load_whisper
 from emostream.stream.config import AsrConfig
 from emostream.stream.messages import Transcript
+from emostream.stream.services.whisper_engine import FINAL, PARTIAL, Encoding, WhisperEngine
 from emostream.stream.stages.vad import SAMPLE_RATE
 
+__all__ = ["FINAL", "PARTIAL", "AsrService", "Encoding", "Transcriber"]
 log = logging.getLogger(__name__)
-FINAL, PARTIAL = 0, 1
 MAX_TOKENS = 224  # Whisper's decoder budget for one window (448 positions, half for the prompt)
 
 
@@ -45,18 +45,27 @@ class Transcriber:
     def __init__(self, cfg: AsrConfig, device: torch.device) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
-        self.cfg = cfg
-        self.model = load_whisper("tiny.en", device, cfg.compute_type, cfg.threads)
+        self.cfg = cfg = cfg.resolved(device.type)
+        self.model = load_whisper(cfg.model, device, cfg.compute_type, cfg.threads)
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
                                    language=cfg.language)
         self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self.options: dict[str, Any] = {
+            "beam_size": cfg.beam_size, "max_length": MAX_TOKENS, "return_scores": True,
+            "return_no_speech_prob": True, "suppress_blank": True, "suppress_tokens": [-1],
+        }
+
+    def short(self, audio: np.ndarray) -> bool:
+        """Whether ``audio`` is decoded from one encoder pass at ``window_s`` (else faster-whisper's own
+        long-form transcription, which pads to 30 s windows)."""
+        return len(audio) <= MAX_WINDOW_S * SAMPLE_RATE and self.cfg.window_s < MAX_WINDOW_S
 
     def _transcribe_short(self, audio: np.ndarray) -> Transcript:
-        result = self.model.model.generate(
-            encode_padded(self.model, audio, self.cfg.window_s), [self.prompt], beam_size=self.cfg.beam_size,
-            max_length=MAX_TOKENS, return_scores=True, return_no_speech_prob=True, suppress_blank=True,
-            suppress_tokens=[-1],
-        )[0]
+        encoded = encode_padded(self.model, audio, self.cfg.window_s)
+        return self.to_transcript(self.model.model.generate(encoded, [self.prompt], **self.options)[0])
+
+    def to_transcript(self, result: Any) -> Transcript:
+        """A decode's result with Whisper's guards applied: probable non-speech and looping text become ""."""
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         text = self.tokenizer.decode(tokens).strip()
@@ -67,7 +76,7 @@ class Transcriber:
         return Transcript(text, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
-        if len(audio) <= MAX_WINDOW_S * SAMPLE_RATE and self.cfg.window_s < MAX_WINDOW_S:
+        if self.short(audio):
             return self._transcribe_short(audio)
         segments, _ = self.model.transcribe(
             audio,
@@ -91,44 +100,29 @@ class Transcriber:
         )
 
 
-@dataclass(order=True)
-class _Job:
-    priority: int
-    order: int
-    audio: np.ndarray = field(compare=False)
-    done: asyncio.Future = field(compare=False)
-
-
 class AsrService:
-    """Decodes for every stream, finals first. Partials are cheap to lose and finals are not."""
+    """Decodes for every stream, finals first. Partials are cheap to lose and finals are not.
 
-    def __init__(self, transcriber: Transcriber) -> None:
+    ``transcribe`` encodes and decodes; ``encode`` and ``decode`` are its two halves, for a caller that
+    also needs the encoder output (the acoustic features of a bundle built on this Whisper model).
+    """
+
+    def __init__(self, transcriber: Transcriber, max_batch: int = 16) -> None:
         self.transcriber = transcriber
-        self._jobs: asyncio.PriorityQueue[_Job] = asyncio.PriorityQueue()
-        self._order = itertools.count()
-        self._worker: asyncio.Task[None] | None = None
+        self.engine = WhisperEngine(transcriber.model, transcriber.cfg.window_s, max_batch, transcriber.prompt,
+                                    transcriber.options)
 
     async def transcribe(self, audio: np.ndarray, priority: int) -> Transcript:
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run(), name="asr-service")
-        job = _Job(priority, next(self._order), audio, asyncio.get_running_loop().create_future())
-        await self._jobs.put(job)
-        return await job.done
+        if not self.transcriber.short(audio):
+            return await self.engine.call(lambda: self.transcriber.transcribe(audio), priority)
+        return await self.decode(await self.encode(audio, priority), priority)
 
-    async def _run(self) -> None:
-        while True:
-            job = await self._jobs.get()
-            if job.done.cancelled():
-                continue
-            try:
-                result = await asyncio.to_thread(self.transcriber.transcribe, job.audio)
-            except Exception as e:  # a decode failure belongs to the stream that asked for it
-                if not job.done.cancelled():
-                    job.done.set_exception(e)
-                continue
-            if not job.done.cancelled():
-                job.done.set_result(result)
+    async def encode(self, audio: np.ndarray, priority: int) -> Encoding:
+        """The encoder output of ``audio`` padded to ``asr.window_s`` (audio up to 30 s)."""
+        return await self.engine.encode(audio, priority)
+
+    async def decode(self, encoding: Encoding, priority: int) -> Transcript:
+        return self.transcriber.to_transcript(await self.engine.decode(encoding, priority))
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        await self.engine.close()

@@ -1,18 +1,19 @@
 """The models every stream shares, loaded once and put behind their services.
 
-A stage holds a service, never a model: swapping a service's implementation (a remote one, say) leaves the
-stages as they are.
+A stage holds a service (``interface.py``), never a model: ``emo-stream serve --cluster`` builds a Runtime of Ray
+Serve deployments instead (``stream/cluster/services.py``) and the stages stay as they are.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
-from emostream.models.features import Extractor, make_extractor
+from emostream.models.features import make_extractor
 from emostream.models.packaged import MissingModel
 from emostream.models.text_encoder import TextEncoder
 from emostream.stream.config import Config
@@ -21,7 +22,11 @@ from emostream.stream.observe.metrics import PrometheusExporter
 from emostream.stream.services.asr import AsrService, Transcriber
 from emostream.stream.services.device import resolve_device
 from emostream.stream.services.inference import EmotionClassifier, InferenceService
+from emostream.stream.services.interface import Asr, Classifier, FeatureExtractor, SentenceEncoder
+from emostream.stream.services.shared_states import SharedStates, why_not_shared
 from emostream.stream.stages.speakers import SpeakerEncoder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,10 +34,11 @@ class Runtime:
     """The models every stream shares, behind their services."""
 
     bundle: Bundle
-    asr: AsrService
-    features: Extractor
-    encoder: TextEncoder
-    inference: InferenceService
+    asr: Asr
+    # SharedStates: the bundle's features come from the ASR's own encoder pass (shared_states.py).
+    features: FeatureExtractor | SharedStates
+    encoder: SentenceEncoder
+    inference: Classifier
     speaker_encoder: SpeakerEncoder | None
     prometheus: PrometheusExporter | None
 
@@ -43,13 +49,16 @@ class Runtime:
             self.prometheus.close()
 
 
+def bundle_path(cfg: Config) -> Path:
+    return DEFAULT_BUNDLE if cfg.model.bundle == "default" else Path(cfg.model.bundle)
+
+
 def load_runtime(cfg: Config) -> Runtime:
     # Parallelism comes from many streams and from CTranslate2's own threads; torch's intra-op threads
     # on top of those only contend for the same cores (measured: 40x slower speaker embeddings on 2 cores).
     torch.set_num_threads(1)
     device = resolve_device(cfg.model.device)
-    bundle_path = DEFAULT_BUNDLE if cfg.model.bundle == "default" else Path(cfg.model.bundle)
-    bundle = load_bundle(bundle_path, device)
+    bundle = load_bundle(bundle_path(cfg), device)
     prometheus = None
     if cfg.metrics.prometheus_port:
         try:
@@ -60,13 +69,16 @@ def load_runtime(cfg: Config) -> Runtime:
                 f"cannot serve Prometheus metrics on {where} ({e.strerror}); pick another metrics.prometheus_port"
             ) from None
     try:  # every packaged model: a missing one is a setup error that names what to install
-        asr = AsrService(Transcriber(cfg.asr, device))
-        # Its own Whisper instance even when the bundle asks for the ASR's tiny.en: a CTranslate2 model runs
-        # one call at a time, so sharing would queue every utterance's features behind the decodes.
-        features = make_extractor(bundle.meta.features, device)
+        transcriber = Transcriber(cfg.asr, device)
+        asr = AsrService(transcriber, cfg.asr.max_batch)
+        # One encoder pass per utterance when the bundle's features are the ASR's encoder states; otherwise
+        # the features get their own model (a CTranslate2 model runs one call at a time).
+        unshared = why_not_shared(bundle.meta.features, transcriber.cfg, cfg.vad, device)
+        log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
+        features = make_extractor(bundle.meta.features, device) if unshared else SharedStates(asr)
         encoder = TextEncoder(bundle.meta.text_encoder, device)
     except MissingModel as e:
-        raise UserError(f"{e} (needed by bundle {bundle_path})") from None
+        raise UserError(f"{e} (needed by bundle {bundle_path(cfg)})") from None
     return Runtime(
         bundle=bundle,
         asr=asr,

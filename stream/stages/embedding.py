@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from emostream.models.text_encoder import TextEncoder
 from emostream.stream.messages import Embedded, Speculated, Transcribed
+from emostream.stream.services.interface import SentenceEncoder
 from emostream.stream.stages.stage import Speculation, Stage, elapsed_ms
 
 Encoded = tuple[torch.Tensor, torch.Tensor | None]  # (sentence, tokens or None)
@@ -22,7 +22,7 @@ class TextEmbedding(Stage[Transcribed | Speculated, Embedded]):
     name = "text"
     accepts = (Transcribed, Speculated)
 
-    def __init__(self, encoder: TextEncoder) -> None:
+    def __init__(self, encoder: SentenceEncoder) -> None:
         self.encoder = encoder
         self.speculation: Speculation[Encoded] = Speculation()
 

@@ -10,7 +10,7 @@ from emostream.models.collate import UtteranceInput
 from emostream.models.labels import VALENCE_AROUSAL
 from emostream.stream.events import EmotionEvent, EstimateEvent
 from emostream.stream.messages import Acoustic, InContext, Outgoing
-from emostream.stream.services.inference import InferenceService
+from emostream.stream.services.interface import Classifier
 from emostream.stream.stages.stage import Stage, elapsed_ms
 
 
@@ -32,7 +32,7 @@ class EarlyEstimate(Stage[Acoustic, Acoustic]):
     name = "estimate"
     accepts = (Acoustic,)
 
-    def __init__(self, service: InferenceService, model_id: str) -> None:
+    def __init__(self, service: Classifier, model_id: str) -> None:
         self.service = service
         self.model_id = model_id
 
@@ -58,9 +58,10 @@ class Inference(Stage[InContext, Outgoing]):
     name = "inference"
     accepts = (InContext,)
 
-    def __init__(self, service: InferenceService, model_id: str) -> None:
+    def __init__(self, service: Classifier, model_id: str, labels: tuple[str, ...]) -> None:
         self.service = service
         self.model_id = model_id
+        self.labels = labels
 
     async def process(self, item: InContext) -> list[Outgoing]:
         t0 = time.monotonic()
@@ -75,7 +76,7 @@ class Inference(Stage[InContext, Outgoing]):
             context=item.context,
         )
         scores = await self.service.classify(inp)
-        labels = self.service.classifier.labels
+        labels = self.labels
         fused = scores["fused"] or dict.fromkeys(labels, 1 / len(labels))  # neither modality: say so, evenly
         t = emb.transcribed.transcript
         event = EmotionEvent(

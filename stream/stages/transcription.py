@@ -13,14 +13,17 @@ from emostream.stream.events import PartialEvent
 from emostream.stream.messages import (
     Acoustic,
     EndCandidate,
+    Ending,
     Outgoing,
     PartialAudio,
     Speculated,
     Transcribed,
     Transcript,
 )
-from emostream.stream.services.asr import FINAL, PARTIAL, AsrService
+from emostream.stream.services.asr import FINAL, PARTIAL
+from emostream.stream.services.interface import Asr
 from emostream.stream.stages.agreement import LocalAgreement, words
+from emostream.stream.stages.encodes import SharedEncodes
 from emostream.stream.stages.stage import Speculation, Stage, elapsed_ms
 from emostream.stream.stages.vad import SAMPLE_RATE
 
@@ -35,13 +38,18 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     hidden behind the hangover; if speech resumed, the candidate is dropped (``speculation.wasted``).
     A finished speculative transcript goes downstream as ``Speculated`` (ahead of its final), so the text
     embedding can be hidden behind the hangover too.
+
+    With ``encodes`` (the bundle's features are this ASR's encoder states), finals are decoded from the
+    utterance's one encoder pass, which the features stage shares: the decode then starts on the exact cut
+    (at the post-roll), not on the earlier guess, whose audio would need an encoder pass of its own.
     """
 
     name = "asr"
     accepts = (Acoustic, PartialAudio, EndCandidate)
 
-    def __init__(self, service: AsrService, cfg: AsrConfig) -> None:
+    def __init__(self, service: Asr, cfg: AsrConfig, encodes: SharedEncodes | None = None) -> None:
         self.service = service
+        self.encodes = encodes
         self.window = int(cfg.partial_window_s * SAMPLE_RATE)
         self.dropped_partials = 0
         self._mailbox: PartialAudio | None = None
@@ -58,7 +66,10 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
 
     async def process(self, item: Acoustic | PartialAudio | EndCandidate) -> list[Transcribed]:
         if isinstance(item, EndCandidate):
-            self.speculation.start(item.pause, self._speculate(item))
+            if self.encodes is None:
+                self.speculation.start(item.pause, self._speculate(item))
+            elif item.exact:
+                self.speculation.start(item.key, self._speculate(item))
             return []
         if isinstance(item, PartialAudio):
             if self._mailbox is not None:
@@ -76,15 +87,21 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
             self._mailbox = None
             self.dropped_partials += 1
         t0 = time.monotonic()
-        prepared = self.speculation.take(utt.pause)
+        prepared = self.speculation.take(utt.pause if self.encodes is None else utt.key)
         if prepared is not None:
-            transcript = replace(await prepared, speculated=True)
+            # Reported as speculated only when decoded from the early guess (audio short of the post-roll).
+            transcript = replace(await prepared, speculated=self.encodes is None)
         else:
-            transcript = await self.service.transcribe(utt.audio, FINAL)
+            transcript = await self._final(utt)
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
 
+    async def _final(self, cut: Ending) -> Transcript:
+        if self.encodes is None:
+            return await self.service.transcribe(cut.audio, FINAL)
+        return await self.encodes.states.asr.decode(await self.encodes.encoding(cut.key, cut.audio), FINAL)
+
     async def _speculate(self, item: EndCandidate) -> Transcript:
-        transcript = await self.service.transcribe(item.audio, FINAL)
+        transcript = await self._final(item)
         if transcript.text and self._outbox is not None:
             await self._outbox.put(Speculated(item.utterance_id, transcript.text))
         return transcript

@@ -52,7 +52,8 @@ def test_train_export_load_is_identical(real_data: Path, tmp_path: Path) -> None
 
     manifest = json.loads((out / "bundle.json").read_text())
     assert set(manifest["scores"]) == {"meld_test_text", "ravdess_test_audio", "ravdess_test_text",
-                                       "ravdess_test_fused", "ravdess_test_audio_quiet", "ravdess_test_audio_telephone"}
+                                       "ravdess_test_fused", "ravdess_test_audio_first", "ravdess_test_audio_quiet",
+                                       "ravdess_test_audio_telephone"}
     audio = run.results["ravdess_test_audio"]
     assert manifest["scores"]["ravdess_test_audio"]["accuracy"] == round(audio["accuracy"], 4)
     assert manifest["data_card"]["ravdess"]["actors"]["test"] == cfg.splits.ravdess_test_actors

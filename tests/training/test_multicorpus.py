@@ -15,15 +15,16 @@ from emostream.training.config import ConfigError, parse_config
 from emostream.training.cross_corpus import run as cross_corpus
 from emostream.training.data.registry import CORPORA
 from emostream.training.splits import subsample
-from emostream.training.train import run_training
+from emostream.training.train import epoch_order, run_training
 from tests import REPO_ROOT
 
 
 def _config(**changes: object) -> dict:
     data = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())
-    data["audio_training"].update(epochs=3, patience=2, telephone=0.5)
+    data["audio_training"].update(epochs=3, patience=2, telephone=0.5, running_order=0.3, first_utterance=0.3)
     data["text_training"].update(epochs=1, patience=1, per_corpus=150)
-    return data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld", "goemotions"]} | changes
+    return data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld", "goemotions"],
+                   "speaker_norm_frames": 100} | changes
 
 
 @pytest.fixture
@@ -43,6 +44,24 @@ def test_config_names_registry_corpora() -> None:
     bad["audio_training"]["telephone"] = 1.5
     with pytest.raises(ConfigError, match="telephone in \\[0, 1\\]"):
         parse_config(bad)
+    bad = _config()
+    bad["audio_training"]["first_utterance"] = 0.8
+    with pytest.raises(ConfigError, match="audio_training: running_order \\+ first_utterance must be at most 1"):
+        parse_config(bad)
+    with pytest.raises(ConfigError, match="set speaker_norm_frames > 0"):
+        parse_config(_config(speaker_norm_frames=0))
+    bad = _config()
+    bad["text_training"]["per_corpus_of"] = {"emodb": 10}
+    with pytest.raises(ConfigError, match=r"text_training.per_corpus_of.emodb: not one of this branch's corpora"):
+        parse_config(bad)
+
+
+def test_epoch_draws_per_corpus_limits() -> None:
+    corpus_of = ["meld"] * 50 + ["goemotions"] * 200
+    perm = epoch_order(len(corpus_of), torch.Generator().manual_seed(0), corpus_of, 30, {"meld": 0})
+    drawn = [corpus_of[j] for j in perm.tolist()]
+    assert drawn.count("meld") == 50 and drawn.count("goemotions") == 30 and len(set(perm.tolist())) == 80
+    assert perm.tolist() != sorted(perm.tolist())  # shuffled, corpora interleaved
 
 
 def test_multicorpus_bundle_cards_and_scores(more_data: Path, tmp_path: Path) -> None:
@@ -77,5 +96,5 @@ def test_leave_one_corpus_out_table(more_data: Path, tmp_path: Path) -> None:
     assert emodb["n"] == whole and emodb["per_class"]["surprise"]["support"] == 0
     table = (out / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| emodb | ")]
-    assert [r.split(" | ")[1] for r in rows] == ["clean", "telephone"]
+    assert [r.split(" | ")[1] for r in rows] == ["clean", "first", "telephone"]
     assert (out / "emodb_telephone.png").is_file() and json.loads((out / "cross_corpus.json").read_text())["results"]

@@ -13,10 +13,13 @@ from emostream.stream.tools.bench.summary import summarise_asr, summarise_stream
 from emostream.stream.tools.bench.tables import (
     asr_table,
     comparison,
+    condition,
     consistency_text,
+    encoder_tables,
     fast_table,
     realtime_tables,
     targets,
+    targets_table,
 )
 
 EVENT_FIELDS = ("type", "stream_id", "utterance_id", "arrival", "start_s", "end_s", "latency_ms", "transcript",
@@ -41,19 +44,33 @@ def report(collected: dict) -> dict:
                                            if e["type"] == "emotion"]} for r in raw["realtime"]]
     fast = [summarise_streams(r) for r in raw["fast_replay"]]
     asr = summarise_asr(raw["asr"]) if raw["asr"] else []
-    comp_text, comp = comparison(rt)
-    target_text, target_items = targets(rt, fast, comp)
+    limits = sorted({r["limit"] for r in rt + fast}, key=lambda limit: (limit != "", limit))  # full speed first
+    comp_texts, comps, target_items = [], {}, {}
+    for limit in limits:
+        rt_c, fast_c = [r for r in rt if r["limit"] == limit], [r for r in fast if r["limit"] == limit]
+        text, comps[condition(limit)] = comparison(rt_c, limit)
+        comp_texts.append(text)
+        fraction = next(r["cpu_fraction"] for r in rt_c + fast_c)
+        target_items[condition(limit)] = targets(rt_c, fast_c, comps[condition(limit)], fraction)
     dialogues = collected["dialogues"]
     names = ", ".join(f"{d['name']} ({d['duration_s']:.1f} s, {len(d['turns'])} turns)" for d in dialogues)
-    header = (f"Measured {collected['measured']} on {collected['machine']}; Whisper tiny.en int8; dialogues: "
+    header = (f"Measured {collected['measured']} on {collected['machine']} (`{collected['command']}`); "
+              f"Whisper tiny.en int8; dialogues: "
               f"{names}; stream i replays dialogue i mod {len(dialogues)}. Load average (1, 5, 15 min) before: "
               f"{', '.join(f'{x:.2f}' for x in collected['loadavg_before'])}; after: "
               f"{', '.join(f'{x:.2f}' for x in collected['loadavg_after'])}.")
+    # The machine's own speed, to scale the figures by: naive's decode (30 s window, beam 5) at one stream.
+    yardstick = "; ".join(f"{condition(r['limit'])} {r['stages_ms']['asr']:,.0f} ms" for r in rt
+                          if r["config"] == "naive" and r["streams"] == 1 and "asr" in r.get("stages_ms", {}))
+    header += f" Machine speed, naive decode per final at one stream (median): {yardstick or '-'}."
     consistency = transcript_consistency(raw["realtime"] + raw["fast_replay"])
-    sections = [header, target_text, realtime_tables(rt), comp_text, fast_table(fast), consistency_text(consistency)]
+    sections = [header, targets_table(target_items), realtime_tables(rt), *comp_texts, fast_table(fast),
+                consistency_text(consistency)]
     if asr:
         sections.append(asr_table(asr))
-    summaries = {"targets": target_items, "comparison": comp, "asr": asr, "fast_replay": fast,
+    if raw.get("encoder"):
+        sections.append(encoder_tables(raw["encoder"]))
+    summaries = {"targets": target_items, "comparison": comps, "asr": asr, "fast_replay": fast,
                  "transcript_consistency": consistency,
                  "realtime": [{k: v for k, v in r.items() if k != "_e2e"} for r in rt]}
     return {"markdown": "\n\n".join(sections) + "\n", "results": summaries | {k: collected[k] for k in RAW_KEYS},
@@ -84,9 +101,10 @@ def histogram(runs: list[dict], path: Path) -> None:
     bins = np.geomspace(max(100.0, 0.9 * min(values, default=300.0)), max([*values, 2000.0]) * 1.1, 60)
     for ax, name in zip(np.atleast_1d(axes), CONFIGS, strict=True):
         for r in (r for r in runs if r["config"] == name and r.get("_e2e")):
-            ax.hist(r["_e2e"], bins=bins, histtype="step", linewidth=1.5, label=f"{r['streams']} stream(s)")
-        for limit, style in ((800, ":"), (P95_LIMIT_MS, "--")):
-            ax.axvline(limit, color="grey", linestyle=style, linewidth=1)
+            limit = f" @ {r['limit']}" if r.get("limit") else ""
+            ax.hist(r["_e2e"], bins=bins, histtype="step", linewidth=1.5, label=f"{r['streams']} stream(s){limit}")
+        for mark, style in ((800, ":"), (P95_LIMIT_MS, "--")):
+            ax.axvline(mark, color="grey", linestyle=style, linewidth=1)
         ax.set_title(f"{name}: end of speech → fused final event (real time)")
         ax.set_xscale("log")
         ax.set_ylabel("final events")

@@ -23,7 +23,8 @@ def path(event: dict | None) -> str:
 def summarise_streams(raw: dict) -> dict:
     """Latency percentiles, stage medians, completeness and WER of one stream job (from its raw events)."""
     job = raw["job"]
-    summary: dict[str, Any] = {"config": job["config"], "streams": job["streams"], "realtime": job["realtime"]}
+    summary: dict[str, Any] = {"config": job["config"], "streams": job["streams"], "realtime": job["realtime"],
+                               "limit": job.get("limit", ""), "cpu_fraction": job.get("cpu_fraction", 1.0)}
     if "failed" in raw:
         return summary | {"failed": raw["failed"]}
     events = raw["events"]
@@ -63,7 +64,7 @@ def summarise_streams(raw: dict) -> dict:
         "peak_rss_mib": raw["peak_rss_mib"], "wer": word_error_rate(pairs), "errors": raw["errors"],
         "wer_by_path": {p: word_error_rate(v) if v else None for p, v in by_path.items()},
         "turns_by_path": {p: len(v) for p, v in by_path.items()},
-        "loadavg": raw["loadavg"],
+        "loadavg": raw["loadavg"], "batches": raw.get("batches", {}),
     }
     p95_live = summary["live_ms"][95]
     summary["kept_up"] = bool(job["realtime"] and summary["all_finals"] and not raw["errors"]
@@ -74,8 +75,11 @@ def summarise_streams(raw: dict) -> dict:
 def summarise_asr(raw: dict) -> list[dict]:
     if "failed" in raw:
         return [{"failed": raw["failed"]}]
-    return [{k: v for k, v in r.items() if k not in ("decode_ms", "hypotheses")}
-            | {"median_ms": pct(r["decode_ms"], 50), "p95_ms": pct(r["decode_ms"], 95)} for r in raw["rows"]]
+    # Rows saved before the ASR bench had models and channels were tiny.en on wideband audio.
+    old = {"model": "tiny.en", "channel": "wideband"}
+    return [old | {k: v for k, v in r.items() if k not in ("decode_ms", "hypotheses")}
+            | {"median_ms": pct(r["decode_ms"], 50), "p95_ms": pct(r["decode_ms"], 95),
+               "loadavg": raw["loadavg"]} for r in raw["rows"]]
 
 
 def transcript_consistency(raws: list[dict]) -> dict[str, dict[str, int]]:

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emostream.stream.tools.bench.configs import CONFIGS
+from emostream.stream.tools.bench.encoder_cost import encoder_job
 from emostream.stream.tools.bench.scoring import word_error_rate
 
 
@@ -109,8 +112,10 @@ async def stream_job(job: dict) -> dict:
     wall = time.monotonic() - t0
     cpu1, rss = usage()
     await runtime.close()
+    engine = getattr(runtime.asr, "engine", None)  # the in-process ASR: how far its batches grew
     return {
         "wall_s": wall, "cpu_cores": (cpu1 - cpu0) / wall, "peak_rss_mib": rss, "load_s": load_s,
+        "batches": {op: dict(sizes) for op, sizes in engine.batches.items()} if engine else {},
         "loadavg": os.getloadavg(),
         "errors": {sid: repr(r) for sid, r in outcome.items() if isinstance(r, BaseException)},
         "streams": {sid: {"dialogue": s["dialogue"], "t0": s["clock"].t0, "lag_s": s["clock"].lag_s}
@@ -119,32 +124,43 @@ async def stream_job(job: dict) -> dict:
     }
 
 
-def asr_job(job: dict) -> dict:
-    """Whisper alone on ground-truth-cut turns: decode time per utterance and WER, per (window, beam, threads)."""
+def turn_cuts(dialogue: dict) -> list[tuple[np.ndarray, str]]:
+    """A dialogue's ground-truth turns as 16 kHz mono audio (an 8 kHz telephone copy is resampled, as the stream's
+    sources do) with their texts."""
     import soundfile as sf
+    import soxr
+
+    audio, sr = sf.read(dialogue["path"], dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    if sr != 16000:
+        mono = soxr.resample(mono, sr, 16000).astype(np.float32)
+    return [(mono[int(t["start_s"] * 16000): int(t["end_s"] * 16000)], t["text"]) for t in dialogue["turns"]]
+
+
+def asr_job(job: dict) -> dict:
+    """Whisper alone on ground-truth-cut turns: decode time per utterance and WER, per (model, window, beam,
+    threads, channel): wideband dialogues, or their telephone copies (8 kHz mu-law)."""
     import torch
 
     from emostream.stream.config import AsrConfig
     from emostream.stream.services.asr import Transcriber
 
     torch.set_num_threads(1)
-    cuts = []
-    for d in job["dialogues"]:
-        audio, sr = sf.read(d["path"], dtype="float32", always_2d=True)
-        mono = audio.mean(axis=1)
-        cuts += [(mono[int(t["start_s"] * sr): int(t["end_s"] * sr)], t["text"]) for t in d["turns"]]
+    cuts = {channel: [c for d in job[key] for c in turn_cuts(d)]
+            for channel, key in (("wideband", "dialogues"), ("telephone", "phone_dialogues"))}
     rows = []
-    for window_s, beam, threads in job["settings"]:
-        asr = Transcriber(AsrConfig(window_s=window_s, beam_size=beam, threads=threads), torch.device("cpu"))
-        asr.transcribe(cuts[0][0])  # warm-up
+    for model, window_s, beam, threads, channel in job["settings"]:
+        asr = Transcriber(AsrConfig(model=model, window_s=window_s, beam_size=beam, threads=threads),
+                          torch.device("cpu"))
+        asr.transcribe(cuts[channel][0][0])  # warm-up
         times, pairs = [], []
-        for audio, text in cuts:
+        for audio, text in cuts[channel]:
             t0 = time.monotonic()
             hyp = asr.transcribe(audio).text
             times.append((time.monotonic() - t0) * 1000)
             pairs.append((text, hyp))
-        rows.append({"window_s": window_s, "beam_size": beam, "threads": threads, "utterances": len(cuts),
-                     "decode_ms": times, "wer": word_error_rate(pairs),
+        rows.append({"model": model, "window_s": window_s, "beam_size": beam, "threads": threads,
+                     "channel": channel, "utterances": len(pairs), "decode_ms": times, "wer": word_error_rate(pairs),
                      "hypotheses": [h for _, h in pairs]})
     return {"rows": rows, "loadavg": os.getloadavg()}
 
@@ -158,6 +174,11 @@ def worker_main(job_path: Path, result_path: Path) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     job = json.loads(job_path.read_text())
-    result = asr_job(job) if job["kind"] == "asr" else asyncio.run(stream_job(job))
+    if job["kind"] == "asr":
+        result = asr_job(job)
+    elif job["kind"] == "encoder":
+        result = encoder_job(job)
+    else:
+        result = asyncio.run(stream_job(job))
     result_path.write_text(json.dumps(result))
     return 0

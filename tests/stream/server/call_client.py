@@ -14,8 +14,10 @@ as on a real call. Native: 16 kHz pcm_s16le frames of 100 ms, then ``{"type": "s
 times real time (0: as fast as the server takes it); ``--vanish-at`` ends the process without a close frame
 after that many seconds of audio, like a dropped call.
 
-Lines printed: ``{"event": "message", "data": ...}`` per text message received, ``{"event": "refused", "status":
-N}`` when the handshake is refused, ``{"event": "closed", "code": N, "reason": "..."}`` at the end.
+Lines printed: ``{"event": "opened", "replica": ...}`` once connected (the cluster ingress replica that took the
+call, ``replica@node``; None from the single-process server), ``{"event": "message", "data": ...}`` per text
+message received, ``{"event": "refused", "status": N}`` when the handshake is refused, ``{"event": "closed",
+"code": N, "reason": "..."}`` at the end.
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def main() -> int:
     except InvalidStatus as e:
         emit({"event": "refused", "status": e.response.status_code})
         return 0
+    replica = ws.response.headers.get("X-Emo-Stream-Replica") if ws.response else None
+    emit({"event": "opened", "replica": replica})  # which cluster replica took the call (None: one process)
     done = threading.Event()
     threading.Thread(target=reader, args=(ws, done), daemon=True).start()
     with contextlib.suppress(ConnectionClosed):  # the server closed first (an error, a shutdown)

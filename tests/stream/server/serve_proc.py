@@ -17,7 +17,8 @@ CLIENT = Path(__file__).with_name("call_client.py")
 
 
 class ServeProcess:
-    def __init__(self, workdir: Path, config: str, tokens: str, *extra: str) -> None:
+    def __init__(self, workdir: Path, config: str, tokens: str, *extra: str, zmq: bool = True) -> None:
+        """``zmq=False`` leaves ZeroMQ out (cluster replicas on one machine cannot all bind its endpoint)."""
         self.port = free_port()
         self.zmq = f"tcp://127.0.0.1:{free_port()}"
         self.jsonl = workdir / "events.jsonl"
@@ -26,7 +27,7 @@ class ServeProcess:
         cfg.write_text(config)
         env = dict(os.environ, EMO_STREAM_TOKENS=tokens)
         cmd = [sys.executable, "-m", "emostream.stream.cli", "serve", "--port", str(self.port), "--config", str(cfg),
-               "--jsonl", str(self.jsonl), "--zmq", self.zmq, "--no-stdout", "-v", *extra]
+               "--jsonl", str(self.jsonl), *(["--zmq", self.zmq] if zmq else []), "--no-stdout", "-v", *extra]
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 300
@@ -65,6 +66,11 @@ class ClientResult:
     @property
     def closed(self) -> dict:
         return next(x for x in self.lines if x["event"] in ("closed", "refused"))
+
+    @property
+    def replica(self) -> str | None:
+        """The cluster ingress replica that took the call, ``replica@node``."""
+        return next(x["replica"] for x in self.lines if x["event"] == "opened")
 
     def messages(self, event_type: str) -> list[dict]:
         return [x["data"] for x in self.lines if x["event"] == "message" and x["data"]["type"] == event_type]

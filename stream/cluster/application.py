@@ -1,0 +1,69 @@
+"""The Ray Serve application of ``emo-stream serve --cluster``, built from the config's ``cluster`` section: one
+deployment per shared model and the call ingress that holds their handles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from emostream.stream.cluster.ingress import CallIngress, token_digests
+from emostream.stream.cluster.models import AsrModel, FeaturesModel, InferenceModel, TextModel
+from emostream.stream.cluster.watcher import CallWatcher
+from emostream.stream.config import Config, DeploymentConfig, load_config
+from emostream.stream.errors import UserError
+from emostream.stream.server.auth import tokens_from_env
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}  # every model loads from its package
+
+
+def options(d: DeploymentConfig, max_ongoing: int) -> dict[str, Any]:
+    """Ray Serve deployment options for one ``cluster.<name>`` block."""
+    out: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": d.num_cpus, "num_gpus": d.num_gpus, "runtime_env": {"env_vars": OFFLINE}},
+        "max_ongoing_requests": max_ongoing,
+        # Warnings and errors (a failed call, a lost replica) reach the log; not a line per request.
+        "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+    }
+    if d.max_replicas_per_node:
+        out["max_replicas_per_node"] = d.max_replicas_per_node
+    if d.min_replicas == d.max_replicas:
+        out["num_replicas"] = d.min_replicas
+    else:
+        out["autoscaling_config"] = {"min_replicas": d.min_replicas, "max_replicas": d.max_replicas,
+                                     "target_ongoing_requests": d.target_ongoing}
+    return out
+
+
+def build(cfg: Config, token_digests: tuple[bytes, ...]) -> Application:
+    """The application; a config that cannot work on a cluster is refused here, before anything is deployed."""
+    if cfg.publish.zmq.enabled:
+        raise UserError("publish.zmq / --zmq: not with --cluster, where every ingress replica would bind the same "
+                        "endpoint; publish to an MQTT broker (--mqtt) or to JSON Lines (--jsonl) instead")
+    c = cfg.cluster
+    # A model replica takes twice a batch at once, so that the next batch gathers while one runs.
+    models = [
+        deployment.options(name=name, **options(d, 2 * d.max_batch)).bind(cfg)
+        for name, deployment, d in (("asr", AsrModel, c.asr), ("features", FeaturesModel, c.features),
+                                    ("text", TextModel, c.text), ("inference", InferenceModel, c.inference))
+    ]
+    # One WebSocket is one request for its whole life: a replica takes at most server.max_calls of them.
+    ingress = CallIngress.options(name="ingress", **options(c.ingress, cfg.server.max_calls))
+    return ingress.bind(cfg, token_digests, CallWatcher.options(name="watcher").bind(cfg), *models)
+
+
+def app_builder(args: dict[str, str]) -> Application:
+    """The same application for a Serve config file or a KubeRay ``RayService`` (docs/cluster.md):
+    ``import_path: emostream.stream.cluster.application:app_builder`` with ``args: {config: PATH}``; tokens come
+    from ``EMO_STREAM_TOKENS`` in the runtime environment, listening from the Serve config's ``http_options``."""
+    cfg = load_config(Path(args["config"]) if args.get("config") else None)
+    return build(cfg, token_digests(tokens_from_env(cfg.server.require_token)))
+
+
+def http_options(cfg: Config) -> serve.HTTPOptions:
+    """Where every node's proxy listens: the server section's address and TLS files (which every node needs)."""
+    s = cfg.server
+    tls = {"ssl_certfile": s.tls_cert, "ssl_keyfile": s.tls_key} if s.tls_cert else {}
+    return serve.HTTPOptions(host=s.host, port=s.port, location=cfg.cluster.proxy_location, **tls)

@@ -1,0 +1,31 @@
+"""The Runtime of an ingress replica: the bundle's metadata and the per-call helpers here, the shared models
+behind Ray handles. The stages get it exactly as they get the single-process one."""
+
+from __future__ import annotations
+
+import torch
+from ray.serve.handle import DeploymentHandle
+
+from emostream.models.bundle import load_bundle
+from emostream.stream.cluster.services import RayAsr, RayClassifier, RayExtractor, RayTextEncoder
+from emostream.stream.config import Config
+from emostream.stream.services.device import resolve_device
+from emostream.stream.services.runtime import Runtime, bundle_path
+from emostream.stream.stages.speakers import SpeakerEncoder
+
+
+def cluster_runtime(cfg: Config, asr: DeploymentHandle, features: DeploymentHandle, text: DeploymentHandle,
+                    inference: DeploymentHandle) -> Runtime:
+    torch.set_num_threads(1)
+    device = resolve_device(cfg.model.device)
+    bundle = load_bundle(bundle_path(cfg), device)  # small; its labels, dims and ids shape every call's events
+    return Runtime(
+        bundle=bundle,
+        asr=RayAsr(asr),
+        features=RayExtractor(features),
+        encoder=RayTextEncoder(text, bundle.meta.text_encoder),
+        inference=RayClassifier(inference),
+        # Speaker turns are per-call state and a small model: kept beside the call, not a deployment.
+        speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
+        prometheus=None,  # Ray exports each replica's metrics itself (docs/cluster.md)
+    )

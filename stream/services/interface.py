@@ -1,0 +1,39 @@
+"""What a stage may call on a shared service, whatever runs it: models in this process (``runtime.py``) or
+Ray Serve deployments on a cluster (``stream/cluster/services.py``). Stages are typed against these only."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from emostream.models.collate import UtteranceInput
+from emostream.models.text_encoder import TextEncoderSpec, TextEncoding
+from emostream.stream.messages import Transcript
+from emostream.stream.services.inference import Scores
+
+
+class Asr(Protocol):
+    async def transcribe(self, audio: np.ndarray, priority: int) -> Transcript:
+        """16 kHz mono audio → its transcript; a lower ``priority`` goes first (finals before partials)."""
+
+    async def close(self) -> None: ...
+
+
+class Classifier(Protocol):
+    async def classify(self, item: UtteranceInput) -> Scores: ...
+
+    async def close(self) -> None: ...
+
+
+class FeatureExtractor(Protocol):
+    def __call__(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms → ``(B, T, dim)`` feature frames and their ``(B, T)`` mask; called from worker threads."""
+
+
+class SentenceEncoder(Protocol):
+    spec: TextEncoderSpec
+
+    def encode(self, texts: list[str]) -> TextEncoding:
+        """Called from worker threads."""

@@ -1,0 +1,52 @@
+"""The bundle's acoustic features taken from the ASR's own encoder pass (issue 16: one encode per utterance).
+
+When a bundle's features are the encoder states of the ASR's Whisper model at the ASR's window
+(models/whisper_states.py: the default bundle's tiny.en at 10 s), the states the bundle wants are the first
+rows of the encoder output that the final decode needs anyway. Encoding once for both saves an encoder pass
+per utterance, the largest single cost after the decode.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from emostream.models.features import FeatureSpec
+from emostream.models.whisper_states import HOP, MAX_WINDOW_S
+from emostream.stream.config import AsrConfig
+from emostream.stream.services.asr import AsrService
+from emostream.stream.services.whisper_engine import Encoding
+from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig
+
+FRAME_SAMPLES = 2 * HOP  # one encoder state per 20 ms (the encoder's stride-2 convolution)
+
+
+def why_not_shared(spec: FeatureSpec, asr: AsrConfig, vad: VadConfig, device: torch.device) -> str:
+    """Why the ASR's encodes cannot give the bundle its features ("" when they can): they must be the same
+    model, window and precision, and every utterance must fit one window without the features' frame cap."""
+    longest_s = (vad.max_utterance_ms + vad.pre_roll_ms + vad.post_roll_ms) / 1000
+    reasons = [
+        (spec.kind != "whisper", f"the bundle's features are {spec.kind!r}, not Whisper states"),
+        (bool(spec.functionals), "the bundle adds functionals to its frames"),
+        (spec.whisper != asr.model, f"the bundle encodes with {spec.whisper!r}, the ASR is {asr.model!r}"),
+        (spec.whisper_window_s != asr.window_s, f"windows differ ({spec.whisper_window_s:g} s, {asr.window_s:g} s)"),
+        (asr.window_s >= MAX_WINDOW_S, "asr.window_s 30 decodes with faster-whisper's long-form path"),
+        (device.type != "cuda" and asr.compute_type != "int8", "the features are int8, asr.compute_type is not"),
+        (longest_s > min(MAX_WINDOW_S, spec.max_frames * FRAME_SAMPLES / SAMPLE_RATE),
+         f"utterances of up to {longest_s:g} s exceed one window or the features' frame cap"),
+        (not asr.share_encoder, "asr.share_encoder is false"),
+    ]
+    return next((why for failed, why in reasons if failed), "")
+
+
+class SharedStates:
+    """The feature extractor of a bundle whose features the ASR's encodes give: ``asr.encode`` once per
+    utterance, then :meth:`frames`, exactly the states ``WhisperStates`` computes from its own pass."""
+
+    def __init__(self, asr: AsrService) -> None:
+        self.asr = asr
+
+    @staticmethod
+    def frames(encoding: Encoding) -> torch.Tensor:
+        """``(T, dim)`` float32 on the CPU: one state per 20 ms of the utterance, the window's padding left out."""
+        n = max(1, -(-encoding.samples // FRAME_SAMPLES))
+        return torch.as_tensor(encoding.states[:n]).float().cpu()

@@ -1,0 +1,98 @@
+"""``emo-stream serve --cluster`` on a real Ray cluster of two nodes started here: four calls at once over real
+WebSockets (two Twilio, two native) from other processes, with the real models as Ray Serve deployments.
+
+Shows: the ingress replicas sit on both nodes (Ray's state API) and took two calls each (the replica named in each
+handshake); a wrong token is refused at the ingress; every call's events reach the bus (JSON Lines appended by
+both replicas) with every final emotion event there, matching the dialogue's ground truth; SIGTERM deletes the
+application and exits 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from emostream.stream.events import validator
+from tests.stream.cli_run import match
+from tests.stream.cluster.ray_cluster import RayCluster
+from tests.stream.server.serve_proc import ServeProcess, finish_client, run_client, start_client
+from tests.support import dialogues as dlg
+
+TOKEN = "tok-cluster-1"
+SECONDS = 15.0
+# Two calls per ingress replica at most, so four calls must spread 2 + 2 over the two nodes' replicas.
+CONFIG = """
+server: {max_calls: 2, idle_timeout_s: 60}
+metrics: {interval_s: 0}
+cluster:
+  proxy_location: HeadOnly
+  ingress: {min_replicas: 2, max_replicas: 2, num_cpus: 0.5, max_replicas_per_node: 1}
+  asr: {num_cpus: 0.5}
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    c = RayCluster(nodes=2)
+    yield c
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dialogue() -> dlg.Dialogue:
+    if not dlg.EXAMPLE_JSON.exists():
+        pytest.skip(f"{dlg.EXAMPLE_JSON} is missing (run examples/build_example.py)")
+    return dlg.example_dialogue()
+
+
+def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
+    server = ServeProcess(tmp_path, CONFIG, TOKEN, "--cluster", ray_cluster.address, zmq=False)
+    try:
+        ingress = ray_cluster.replicas("ingress")
+        assert len(ingress) == 2 and set(ingress.values()) == ray_cluster.node_ids
+        models = {d: ray_cluster.replicas(d) for d in ("asr", "features", "text", "inference")}
+        assert all(len(r) == 1 for r in models.values()), models
+
+        audio = ["--audio", str(dialogue.path), "--seconds", str(SECONDS), "--speed", "1"]
+        calls = {"tw1": "twilio", "tw2": "twilio", "na1": "native", "na2": "native"}
+        clients = {
+            sid: start_client(kind, server.url("/twilio", TOKEN) if kind == "twilio" else server.url("/v1/stream"),
+                              *(["--turns", str(dlg.EXAMPLE_JSON)] if kind == "twilio" else ["--token", TOKEN]),
+                              *(["--events"] if sid == "na1" else []), *audio, "--stream-id", sid)
+            for sid, kind in calls.items()
+        }
+        wrong = run_client("native", server.url("/v1/stream"), "--token", "not-a-token", *audio, "--stream-id", "x")
+        results = {sid: finish_client(p, timeout_s=400) for sid, p in clients.items()}
+        assert wrong.closed == {"event": "refused", "status": 403}  # checked at the ingress, before any audio
+        assert "refused /v1/stream: missing or wrong token" in server.log_text()
+        assert "not-a-token" not in server.log_text()
+
+        for sid, r in results.items():
+            assert r.closed == {"event": "closed", "code": 1000, "reason": "stream ended"}, (sid, server.log_text())
+        by_replica = Counter(r.replica.split("@")[0] for r in results.values())
+        assert sorted(by_replica.values()) == [2, 2]
+        assert {r.replica.split("@")[1] for r in results.values()} == ray_cluster.node_ids
+
+        turns = [t for t in dialogue.turns if t.end_s < SECONDS]
+        check = validator("emotion")
+        for sid, kind in calls.items():
+            events = server.events(sid)
+            assert len(events) == len(turns) == 3, (sid, events)
+            for turn, event in match(events, turns):
+                assert event is not None, (sid, turn)
+                check.validate(event)
+                if kind == "twilio":
+                    assert event["speaker"] == turn.speaker
+            # every utterance that got its early estimate got its final too
+            estimated = {e["utterance_id"] for e in server.events(sid, "emotion_estimate")}
+            assert estimated == {e["utterance_id"] for e in events}
+            (summary,) = server.events(sid, "summary")
+            assert summary["final"] and summary["utterances"] == 3
+        # events asked for on the call's own socket came back on it too, through the ASGI ingress
+        assert [e["utterance_id"] for e in results["na1"].messages("emotion")] == [
+            e["utterance_id"] for e in server.events("na1")]
+        assert server.terminate(timeout_s=120) == 0
+        assert "deleting application emo-stream" in server.log_text()
+    finally:
+        server.stop()
