@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 from emostream.stream.tools.bench.configs import P95_LIMIT_MS
 from emostream.stream.tools.bench.dialogues import Dialogue, example_dialogue, repo_root, shortened
 from emostream.stream.tools.bench.scoring import match, pct
-from emostream.stream.tools.bench.server_mode import TOKEN, calls, free_port, telephone_copy
+from emostream.stream.tools.bench.server_mode import TOKEN, EventTail, calls, free_port, telephone_copy
 
 CLUSTER_CONFIG = """
 metrics: {{interval_s: 0}}
@@ -57,14 +56,12 @@ def pinned(core: int) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-class JsonlBus:
+class JsonlBus(EventTail):
     """Tails a JSON Lines events file in a thread: every final event with the Unix time it was read."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.events, self.running = path, [], True
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.path = path
+        super().__init__()
 
     def _run(self) -> None:
         while not self.path.exists():
@@ -82,14 +79,6 @@ class JsonlBus:
                 with self.lock:
                     self.events += [(read_at, e) for e in map(json.loads, filter(None, lines))
                                     if e["type"] == "emotion"]
-
-    def finals(self, stream_id: str) -> list[tuple[float, dict]]:
-        with self.lock:
-            return [(t, e) for t, e in self.events if e["stream_id"] == stream_id]
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(5)
 
 
 class Serve:

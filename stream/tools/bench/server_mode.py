@@ -54,7 +54,30 @@ def telephone_copy(d: Dialogue, workdir: Path) -> Dialogue:
     return Dialogue(f"{d.name}_phone", str(path), len(line) / 8000, d.turns)
 
 
-class BusListener:
+class EventTail:
+    """Final events collected by a thread (``_run``, until ``running`` is cleared), each with the Unix time it
+    arrived; the base of the bench's bus listeners."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, dict]] = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def finals(self, stream_id: str) -> list[tuple[float, dict]]:
+        with self.lock:
+            return [(t, e) for t, e in self.events if e["stream_id"] == stream_id]
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+
+
+class BusListener(EventTail):
     """A ZeroMQ SUB on the server's bus in a thread: every final event with the Unix time it arrived."""
 
     def __init__(self, endpoint: str) -> None:
@@ -65,11 +88,7 @@ class BusListener:
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(endpoint)
-        self.events: list[tuple[float, dict]] = []
-        self.lock = threading.Lock()
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     def _run(self) -> None:
         while self.running:
@@ -81,13 +100,8 @@ class BusListener:
                     with self.lock:
                         self.events.append((arrived, event))
 
-    def finals(self, stream_id: str) -> list[tuple[float, dict]]:
-        with self.lock:
-            return [(t, e) for t, e in self.events if e["stream_id"] == stream_id]
-
     def close(self) -> None:
-        self.running = False
-        self.thread.join(5)
+        super().close()
         self.sock.close(0)
         self.ctx.term()
 
