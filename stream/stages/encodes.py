@@ -14,6 +14,7 @@ from collections.abc import Hashable
 import numpy as np
 import torch
 
+from emostream.stream.messages import Transcript
 from emostream.stream.services.asr import FINAL
 from emostream.stream.services.shared_states import SharedStates
 from emostream.stream.services.whisper_engine import Encoding
@@ -43,3 +44,7 @@ class SharedEncodes:
 
     async def frames(self, key: Hashable, audio: np.ndarray) -> torch.Tensor:
         return self.states.frames(await self.encoding(key, audio))
+
+    async def transcript(self, key: Hashable, audio: np.ndarray) -> Transcript:
+        """The final decode of the cut, from its shared encoder pass."""
+        return await self.states.asr.decode(await self.encoding(key, audio), FINAL)

@@ -98,7 +98,7 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     async def _final(self, cut: Ending) -> Transcript:
         if self.encodes is None:
             return await self.service.transcribe(cut.audio, FINAL)
-        return await self.encodes.states.asr.decode(await self.encodes.encoding(cut.key, cut.audio), FINAL)
+        return await self.encodes.transcript(cut.key, cut.audio)
 
     async def _speculate(self, item: EndCandidate) -> Transcript:
         transcript = await self._final(item)
