@@ -18,7 +18,9 @@ from emostream.models.features import InputNorm
 from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, register
 from emostream.models.text_top import TunedTop
 
-FUSIONS = ("fixed", "confidence")  # fixed weights, or each modality's weight scaled by its confidence
+# How the branches' votes combine (models/blocks.py fuse_log_probs): the product of their probabilities with fixed
+# weights or with each weight scaled by the modality's confidence, or the weighted sum (mixture) of the same two.
+FUSIONS = ("fixed", "confidence", "mixture", "mixture_confidence")
 
 
 @register
@@ -72,8 +74,14 @@ class LateFusionBaseline(EmotionModel):
 
     def forward(self, batch: EmotionBatch) -> torch.Tensor:
         audio, text = self.branch_logits(batch)
-        return fuse_log_probs(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference,
-                              by_confidence=self.fusion == "confidence")
+        return fuse(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference, self.fusion)
+
+
+def fuse(audio: torch.Tensor, text: torch.Tensor, has_audio: torch.Tensor, has_text: torch.Tensor,
+         audio_weight: float, text_reference: torch.Tensor | None, fusion: str) -> torch.Tensor:
+    """The branches' logits fused by one of ``FUSIONS`` (models/blocks.py ``fuse_log_probs``)."""
+    return fuse_log_probs(audio, text, has_audio, has_text, audio_weight, text_reference,
+                          by_confidence=fusion.endswith("confidence"), mixture=fusion.startswith("mixture"))
 
 
 def reference_tensor(values: list[float], num_classes: int) -> torch.Tensor:

@@ -34,8 +34,9 @@ def mlp(dims: list[int], dropout: float) -> nn.Sequential:
 def fuse_log_probs(
     audio_logits: torch.Tensor, text_logits: torch.Tensor, has_audio: torch.Tensor, has_text: torch.Tensor,
     audio_weight: float | torch.Tensor, text_reference: torch.Tensor | None = None, by_confidence: bool = False,
+    mixture: bool = False,
 ) -> torch.Tensor:
-    """Weighted product of experts over the modalities present; uniform when none is.
+    """Weighted product (or, with ``mixture``, sum) of experts over the modalities present; uniform when none is.
 
     A missing modality gets weight zero, so its (meaningless) logits cannot move the result. ``text_reference``
     (log-probabilities, ``(C,)``): what the text branch says of words that carry no emotion. Where audio is
@@ -45,6 +46,12 @@ def fuse_log_probs(
     entropy over the entropy of a uniform guess), so that a voice unlike any the model heard, which it hears as
     a hesitant spread of classes, cannot outvote clear words; scaling the weights never moves the argmax of one
     modality alone, and emotionless words (near the reference) still add nothing.
+    ``mixture``: the weighted mean of the probabilities (Kittler's sum rule) instead of the log-probabilities
+    (the product rule). Under the product a class one modality all but rules out is vetoed whatever the other
+    says, so a flat voice out of the model's domain (probability 0.04 of anger) silences "I am furious"; under
+    the sum a class must be backed strongly by one modality, and one modality's estimation error costs less.
+    Text relative to the reference is renormalised first, so emotionless words add the same to every class.
+    Returns normalised log-probabilities.
     """
     wa = has_audio.to(audio_logits.dtype) * audio_weight
     wt = has_text.to(text_logits.dtype) * (1 - audio_weight)
@@ -55,7 +62,10 @@ def fuse_log_probs(
     if text_reference is not None:
         lt = lt - has_audio.to(lt.dtype).unsqueeze(-1) * text_reference
     total = (wa + wt).clamp(min=1e-6).unsqueeze(-1)
-    return (wa.unsqueeze(-1) * la + wt.unsqueeze(-1) * lt) / total
+    if mixture:
+        mixed = (wa.unsqueeze(-1) * la.exp() + wt.unsqueeze(-1) * torch.softmax(lt, dim=-1)) / total
+        return torch.log_softmax(mixed.clamp(min=1e-12).log(), dim=-1)  # uniform where no modality is present
+    return torch.log_softmax((wa.unsqueeze(-1) * la + wt.unsqueeze(-1) * lt) / total, dim=-1)
 
 
 def confidence(log_probs: torch.Tensor) -> torch.Tensor:

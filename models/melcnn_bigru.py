@@ -5,8 +5,22 @@ at once; a BiGRU over the dialogue's utterance embeddings carries conversational
 fusion learns per utterance how far to trust each modality, which also lets a missing modality simply drop
 out of the softmax.
 
-Adaptations: MiniLM sentence embeddings stand in for the paper's text encoder (not loadable offline); the
-dialogue is past-only for streaming (the H previous utterances and the current one, which is last); the
+====================================================  ===========================================================
+Paper                                                 Code
+====================================================  ===========================================================
+log-mel spectrogram                                   FeatureSpec kind "mel" (64 bands, 10 ms)
+(10,2) ‖ (2,8) convolutions, 3x3 conv layers to 80,   :class:`MelCNN` (``channels`` 32-48-64-80)
+max pooling, FC                                       ``audio_fc`` (to ``fusion_dim`` 250)
+BERT utterance embedding → FC 100 → BiGRU 100 over    ``text_fc_in`` (100) → ``gru`` (``gru_hidden`` 100) over
+the dialogue → FC                                     the dialogue's sentence vectors → ``text_fc``
+attention fusion ``softmax(wᵀ tanh(P F))``            ``fusion_proj`` (P), ``fusion_score`` (w)
+====================================================  ===========================================================
+
+Departures and why: BERT cannot be loaded offline; the packaged encoder's sentence vector (its mean-pooled
+token states) stands in for BERT's utterance embedding, which is what the dialogue GRU reads, and the context
+buffer keeps only sentence vectors of past utterances. The paper's BiGRU reads the whole dialogue, future
+included; a stream has only the past, so the dialogue here is every past utterance the context holds
+(``context_size``: the configs keep 32, more than any MELD dialogue's past) and the current one, last. The
 CNN's output is averaged over its valid time steps and frequency bins before the FC so that any utterance
 length works.
 """

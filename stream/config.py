@@ -155,7 +155,10 @@ class AlertRule:
     speaker: str = "customer"  # a speaker name (customer, agent, ch0, spk1, ...); "" = every speaker
     measure: str = "anger"  # a label's score (0..1), or valence / arousal (-1..1)
     op: str = ">="  # >= or <=
-    threshold: float = 0.6
+    # The default bundle's fused anger on dev speakers (RAVDESS dev actors with their own words, and paired with
+    # MELD dev lines of the same label): 0.4 is the lowest threshold with precision >= 0.8 on both
+    # (docs/cross_corpus.md).
+    threshold: float = 0.4
     count: int = 2
     window: int = 3
     severity: str = "warning"  # info | warning | critical

@@ -7,10 +7,16 @@ a fixed weight (``audio_weight``); changing it needs no retraining. For each wei
 ``emo-eval`` on held-out label-matched pairs (fused UA) and on RAVDESS clips with their own emotionless
 statement (fused UA, to compare with audio alone), for the dev split (where a weight would be chosen) and the
 test split (reported only). A bundle with a text reference (training/calibrate.py) is scored with it and without
-it at each weight, and each with fixed and with confidence-scaled fusion (models/blocks.py ``fuse_log_probs``).
+it at each weight, and each with every fusion rule: the product or the mixture of the branches' probabilities, with
+fixed or confidence-scaled weights (models/blocks.py ``fuse_log_probs``).
 A bundle that learned from GoEmotions is also scored on ``--spoken`` GoEmotions utterances of the split read aloud by
 espeak-ng (training/spoken_text.py): a voice out of every corpus's domain with clear words, where the fused UA
-should follow the text's. Prints a markdown table and writes JSON to ``--out``.
+should follow the text's. Each branch runs once per input set; every setting is fused from the stored logits.
+The setting chosen is the one whose worst dev fused UA is highest: each input set is one thing fusion must do, and it
+must do all of them (agree with clear words and a clear voice: pairs; leave the voice's decision to it under
+emotionless words: statement; follow clear words over a voice out of its domain: spoken), so a high score on one
+set must not buy a failure on another, as a mean would let it. Prints a markdown table and the choice, and writes
+JSON to ``--out``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from emostream.models.baseline import FUSIONS, fuse
 from emostream.models.labels import LABELS
-from emostream.training.batching import predict
+from emostream.training.batching import branch_outputs, label_array
 from emostream.training.metrics import scores
 from emostream.training.options import add_data_options
 from emostream.training.speaker_frames import heard_frames
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from emostream.models.bundle import load_bundle
-    from emostream.training.evaluate import evaluate
+    from emostream.training.evaluate import conditions_of
     from emostream.training.paths import default_cache_dir, default_data_dir
 
     bundle = load_bundle(args.bundle)
@@ -57,51 +63,66 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 0 <= w <= 1 for w in weights):
         p.error("--weights: each weight must be in [0, 1]")
     data, cache = args.data or default_data_dir(), args.cache or default_cache_dir()
-    reference = bundle.model.text_reference
-    variants = [(w, ref, fusion) for w in weights for ref in ((reference, None) if reference is not None else (None,))
-                for fusion in ("fixed", "confidence")]
-    spoken = {split: spoken_inputs(bundle, split, args.spoken, data, cache) for split in ("dev", "test")} \
-        if args.spoken and "goemotions" in bundle.meta.data_card.get("corpora", {}) else {}
+    model = bundle.model
+    reference = model.text_reference
+    # Each branch runs once per input set; every fusion setting is then computed from the stored logits.
+    sets: dict[str, tuple[tuple[torch.Tensor, ...], np.ndarray]] = {}
+    for split in ("dev", "test"):
+        for corpus, name in (("pairs", "pairs"), ("ravdess", "statement")):
+            utts, conditions = conditions_of(bundle, corpus, split, data, cache)
+            sets[f"{split}_{name}"] = (branch_outputs(model, conditions[f"{corpus}_{split}_fused"]),
+                                       label_array(utts, LABELS))
+        if args.spoken and "goemotions" in bundle.meta.data_card.get("corpora", {}):
+            inputs, y = spoken_inputs(bundle, split, args.spoken, data, cache)
+            sets[f"{split}_spoken"] = (branch_outputs(model, inputs), y)
     rows = []
-    with tempfile.TemporaryDirectory() as reports:
-        for w, ref, fusion in variants:
-            bundle.model.audio_weight, bundle.model.text_reference, bundle.model.fusion = w, ref, fusion
-            row: dict[str, float | str] = {"audio_weight": w, "text_reference": ref is not None, "fusion": fusion}
-            for split, (inputs, y) in spoken.items():
-                for name, only in (("fused", inputs), ("audio", [replace(x, sentence=None, tokens=None, context=())
-                                                                for x in inputs]),
-                                   ("text", [replace(x, audio=None) for x in inputs])):
-                    pred = predict(bundle.model, only).argmax(1)
-                    row[f"{split}_spoken_{name}_ua"] = round(scores(y, pred, LABELS)["unweighted_recall"], 4)
-            for split in ("dev", "test"):
-                pairs = evaluate(bundle, "pairs", split, data, cache, Path(reports))
-                clips = evaluate(bundle, "ravdess", split, data, cache, Path(reports))
-                row[f"{split}_pairs_fused_ua"] = round(pairs[f"pairs_{split}_fused"]["unweighted_recall"], 4)
-                row[f"{split}_statement_fused_ua"] = round(clips[f"ravdess_{split}_fused"]["unweighted_recall"], 4)
-                row[f"{split}_audio_ua"] = round(clips[f"ravdess_{split}_audio"]["unweighted_recall"], 4)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for w in weights:
+        for ref in (reference, None) if reference is not None else (None,):
+            for fusion in FUSIONS:
+                row: dict[str, float | str] = {"audio_weight": w, "text_reference": ref is not None, "fusion": fusion}
+                for name, ((audio, text, has_audio, has_text), y) in sets.items():
+                    fused = fuse(audio, text, has_audio, has_text, w, ref, fusion)
+                    row[f"{name}_fused_ua"] = ua(y, fused)
+                    row[f"{name}_audio_ua"], row[f"{name}_text_ua"] = ua(y, audio), ua(y, text)
+                row["dev_worst"] = min(row[f"{k}_fused_ua"] for k in sets if k.startswith("dev_"))
+                rows.append(row)
+    best = max(rows, key=lambda r: r["dev_worst"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    print("| audio weight | text reference | fusion | dev pairs fused UA | dev statement + audio UA | dev audio UA | "
-          "dev spoken fused / text / audio UA | test pairs fused UA | test statement + audio UA | test audio UA | "
-          "test spoken fused / text / audio UA |\n|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = [f"{r['audio_weight']:g}", "yes" if r["text_reference"] else "no", str(r["fusion"])]
-        for split in ("dev", "test"):
-            cells += [f"{r[f'{split}_pairs_fused_ua']:.3f}", f"{r[f'{split}_statement_fused_ua']:.3f}",
-                      f"{r[f'{split}_audio_ua']:.3f}"]
-            cells.append(" / ".join(f"{r[f'{split}_spoken_{m}_ua']:.3f}" for m in ("fused", "text", "audio"))
-                         if f"{split}_spoken_fused_ua" in r else "-")
-        print("| " + " | ".join(cells) + " |")
+    args.out.write_text(json.dumps({"rows": rows, "chosen": best}, indent=2) + "\n")
+    print(table(rows, spoken="dev_spoken" in sets))
+    print(f"\nchosen on dev (the highest worst dev fused UA): audio weight {best['audio_weight']:g}, text reference "
+          f"{'yes' if best['text_reference'] else 'no'}, fusion {best['fusion']} ({best['dev_worst']:.3f})")
     return 0
+
+
+def ua(y: np.ndarray, logits: torch.Tensor) -> float:
+    return round(scores(y, logits.argmax(1).numpy(), LABELS)["unweighted_recall"], 4)
+
+
+def table(rows: list[dict[str, Any]], spoken: bool) -> str:
+    """The rows as markdown: per split, the fused UA on each input set (audio alone and text alone beside)."""
+    head = ["audio weight", "text reference", "fusion", "dev worst"]
+    for split in ("dev", "test"):
+        head += [f"{split} pairs fused UA", f"{split} statement fused / audio UA"]
+        head += [f"{split} spoken fused / text / audio UA"] if spoken else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [f"{r['audio_weight']:g}", "yes" if r["text_reference"] else "no", str(r["fusion"]),
+                 f"{r['dev_worst']:.3f}"]
+        for split in ("dev", "test"):
+            cells += [f"{r[f'{split}_pairs_fused_ua']:.3f}",
+                      f"{r[f'{split}_statement_fused_ua']:.3f} / {r[f'{split}_statement_audio_ua']:.3f}"]
+            cells += [" / ".join(f"{r[f'{split}_spoken_{m}_ua']:.3f}" for m in ("fused", "text", "audio"))] \
+                if spoken else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def spoken_inputs(bundle: Any, split: str, n: int, data: Path, cache: Path) -> tuple[list, np.ndarray]:
     """``n`` GoEmotions utterances of ``split`` (as many of each class as there are, up to n / 7), read aloud, as
     fused inputs (the text with its synthetic voice) and their labels."""
     from emostream.stream.stages.vad import VadConfig
-    from emostream.training.batching import dialogue_inputs, label_array
+    from emostream.training.batching import dialogue_inputs
     from emostream.training.cache import audio_frames, text_features
     from emostream.training.data.goemotions import load_goemotions
     from emostream.training.spoken_text import speaker_of, spoken

@@ -55,3 +55,18 @@ def predict(model: EmotionModel, inputs: Sequence[UtteranceInput], batch_size: i
         out.append(model(batch.to(device)).cpu())
     model.train(was_training)
     return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def branch_outputs(model: EmotionModel, inputs: Sequence[UtteranceInput],
+                   batch_size: int = 256) -> tuple[torch.Tensor, ...]:
+    """Each branch's logits ``(N, C)`` before fusion, and which modalities each input has ``(N,)`` (a late-fusion
+    model's ``branch_logits``, in eval mode): what any fusion of the two is computed from, without re-running them."""
+    was_training = model.training
+    model.eval()
+    parts = []
+    for i in range(0, len(inputs), batch_size):
+        batch = collate(list(inputs[i : i + batch_size]), model.dims)
+        parts.append((*model.branch_logits(batch), batch.has_audio, batch.has_text))  # type: ignore[operator]
+    model.train(was_training)
+    return tuple(torch.cat(column) for column in zip(*parts, strict=True))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostream.models.baseline import reference_tensor
+from emostream.models.baseline import FUSIONS, reference_tensor
 from emostream.training.options import add_data_options
 from emostream.training.temperature import calibrate_branches, calibrate_output, fit_text_reference
 
@@ -38,13 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports", type=Path, default=None, help="default runs/eval/<new id>/")
     p.add_argument("--audio-weight", type=float, default=None,
                    help="late fusion only: the audio branch's weight in [0, 1] after calibration")
-    p.add_argument("--fusion", choices=("fixed", "confidence"), default=None,
-                   help="late fusion only: fixed weights, or each modality's weight scaled by its confidence "
-                        "(models/blocks.py fuse_log_probs; choose on dev with emostream.training.ablate_fusion)")
+    p.add_argument("--fusion", choices=FUSIONS, default=None,
+                   help="late fusion only: product or mixture (sum) of the branches' probabilities, with fixed "
+                        "weights or each scaled by its modality's confidence (models/blocks.py fuse_log_probs; "
+                        "choose on dev with emostream.training.ablate_fusion)")
     p.add_argument("--text-reference", action=argparse.BooleanOptionalAction, default=True,
                    help="late fusion only: fit what the text branch says of emotionless words (MELD dev neutral "
                         "utterances) and fuse the text relative to it (default: on)")
+    p.add_argument("--cross-corpus", type=Path, default=None, metavar="DIR",
+                   help="the output folder of emostream.training.cross_corpus for this bundle's recipe: its table "
+                        "goes into the model card")
     args = p.parse_args(argv)
+    if args.cross_corpus and not (args.cross_corpus / "table.md").is_file():
+        p.error(f"--cross-corpus: no table.md in {args.cross_corpus}; give the --out folder of "
+                "emostream.training.cross_corpus")
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     from emostream.models.bundle import load_bundle, save_bundle
@@ -121,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         # The card names the fusion weight and reference: render it afresh with the new ones (and the original
         # scores).
         original = model_card(replace(bundle.meta, hparams=hparams), bundle.meta.scores)
+    table = (args.cross_corpus / "table.md").read_text() if args.cross_corpus else ""
     save_bundle(args.out, model, meta, calibration_note(original, meta.id, temps, args.audio_weight, results,
-                                                       hparams.get("text_reference")))
+                                                       hparams.get("text_reference"), args.fusion, table))
     print(f"calibrated bundle written to {args.out}: temperatures {temps}")
     return 0
 

@@ -77,6 +77,10 @@ class AudioTraining(BranchTraining):
     # by all of the speaker's frames (training/speaker_frames.py). Independent of ``telephone``.
     running_order: float = field(default=0.0, kw_only=True)
     first_utterance: float = field(default=0.0, kw_only=True)
+    # The same, as a first utterance normalised by a prior fitted on the *other* corpora only: a new caller on a
+    # line and in a room the model never heard, whose offset from the prior is the domain's, not an emotion.
+    # Needs two audio corpora or more.
+    new_domain: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -221,8 +225,8 @@ def parse_config(data: Any) -> TrainConfig:
             raise ConfigError("missing key splits")
     else:
         _check_splits(cfg.splits)
-    _check_training(cfg)
     _check_corpora(cfg)
+    _check_training(cfg)
     try:
         check_spec(cfg.model.hparams, cfg.text_encoder)
     except ValueError as e:
@@ -299,14 +303,19 @@ def _check_training(cfg: TrainConfig) -> None:
     key = "fused_training" if cfg.fused else "audio_training"
     if audio.gain_db < 0 or not 0 < audio.crop_min <= 1 or not 0 <= audio.telephone <= 1:
         raise ConfigError(f"{key}: gain_db must be >= 0, crop_min in (0, 1] and telephone in [0, 1]")
-    for name in ("running_order", "first_utterance"):
+    renderings = ("running_order", "first_utterance", "new_domain")
+    for name in renderings:
         if not 0 <= getattr(audio, name) <= 1:
             raise ConfigError(f"{key}.{name}: must be in [0, 1]")
-    if audio.running_order + audio.first_utterance > 1:
-        raise ConfigError(f"{key}: running_order + first_utterance must be at most 1 (the rest is the steady state)")
-    if (audio.running_order or audio.first_utterance) and not cfg.speaker_norm_frames:
-        raise ConfigError(f"{key}: running_order and first_utterance render speaker normalisation; set "
+    if sum(getattr(audio, name) for name in renderings) > 1:
+        raise ConfigError(f"{key}: running_order + first_utterance + new_domain must be at most 1 (the rest is the "
+                          "steady state)")
+    if any(getattr(audio, name) for name in renderings) and not cfg.speaker_norm_frames:
+        raise ConfigError(f"{key}: running_order, first_utterance and new_domain render speaker normalisation; set "
                           "speaker_norm_frames > 0 or leave them 0")
+    if audio.new_domain and len(cfg.audio_corpora) < 2:
+        raise ConfigError(f"{key}.new_domain: needs a prior fitted on other corpora than the clip's; name two "
+                          "audio_corpora or more, or leave it 0")
     if audio.gain_db and cfg.features.kind == "whisper":
         raise ConfigError(f"{key}.gain_db: level augmentation shifts log-mel or MFCC frames after extraction, and "
                           "Whisper states do not change linearly with level; set gain_db: 0")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from emostream.models.bundle import Bundle
+from emostream.models.collate import UtteranceInput
 from emostream.stream.stages.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
@@ -29,6 +30,7 @@ from emostream.training.corpus_scores import corpus_scores
 from emostream.training.data.manifest import load_manifest
 from emostream.training.data.meld import load_meld
 from emostream.training.data.ravdess import load_ravdess
+from emostream.training.data.records import Utterance
 from emostream.training.data.registry import CORPORA as REGISTRY
 from emostream.training.manifest_inputs import manifest_inputs
 from emostream.training.metrics import scores, write_report
@@ -49,13 +51,39 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
     a row has both), and audio alone / text alone over the rows that have that modality.
     """
     meta, model = bundle.meta, bundle.model
-    labels, spec = meta.labels, meta.text_encoder
+    labels = meta.labels
     if corpus == "manifest":
         if manifest is None:
             raise ValueError("--corpus manifest needs --manifest FILE (a CSV or JSONL manifest)")
         return _evaluate_manifest(bundle, manifest, split, cache_dir, reports)
     if corpus in REGISTRY and corpus not in ("meld", "ravdess"):
         return _evaluate_registered(bundle, corpus, split, data_dir, cache_dir, reports, every)
+    utts, conditions = conditions_of(bundle, corpus, split, data_dir, cache_dir, every)
+    y = label_array(utts, labels)
+    results = {name: scores(y, predict(model, inputs).argmax(1), labels) for name, inputs in conditions.items()}
+    if corpus == "ravdess":  # each clip as a new speaker's first words; then 12 dB quieter; then by phone
+        vad = VadConfig(**meta.data_card["vad"])
+        first = first_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
+                             meta.speaker_norm)
+        inputs = dialogue_inputs(utts, {}, meta.dims, audio=first, use_text=False)
+        results[f"ravdess_{split}_audio_first"] = scores(y, predict(model, inputs).argmax(1), labels)
+        quiet = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                          gain_db=QUIET_DB), utts, meta.speaker_norm)
+        inputs = dialogue_inputs(utts, {}, meta.dims, audio=quiet, use_text=False)
+        results[f"ravdess_{split}_audio_quiet"] = scores(y, predict(model, inputs).argmax(1), labels)
+        phone = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                          channel="telephone"), utts, meta.speaker_norm)
+        inputs = dialogue_inputs(utts, {}, meta.dims, audio=phone, use_text=False)
+        results[f"ravdess_{split}_audio_telephone"] = scores(y, predict(model, inputs).argmax(1), labels)
+    return _report(results, meta.id, reports)
+
+
+def conditions_of(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir: Path,
+                  every: int = 1) -> tuple[list[Utterance], dict[str, list[UtteranceInput]]]:
+    """The inputs of each condition ``evaluate`` scores on ``corpus`` (meld, ravdess or pairs), by condition name,
+    and the utterances whose labels they are scored against (in the same order)."""
+    meta = bundle.meta
+    labels, spec = meta.labels, meta.text_encoder
     if corpus == "meld":
         utts = subsample(load_meld(data_dir, split), every)
         sentences, tokens = text_features([u.text for u in utts], spec, cache_dir)
@@ -90,22 +118,7 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
             }
     else:
         raise ValueError(f"unknown corpus {corpus!r}; use one of {', '.join(CORPORA)}")
-    y = label_array(utts, labels)
-    results = {name: scores(y, predict(model, inputs).argmax(1), labels) for name, inputs in conditions.items()}
-    if corpus == "ravdess":  # each clip as a new speaker's first words; then 12 dB quieter; then by phone
-        first = first_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
-                             meta.speaker_norm)
-        inputs = dialogue_inputs(utts, sentences, meta.dims, audio=first, use_text=False)
-        results[f"ravdess_{split}_audio_first"] = scores(y, predict(model, inputs).argmax(1), labels)
-        quiet = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
-                                          gain_db=QUIET_DB), utts, meta.speaker_norm)
-        inputs = dialogue_inputs(utts, sentences, meta.dims, audio=quiet, use_text=False)
-        results[f"ravdess_{split}_audio_quiet"] = scores(y, predict(model, inputs).argmax(1), labels)
-        phone = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
-                                          channel="telephone"), utts, meta.speaker_norm)
-        inputs = dialogue_inputs(utts, sentences, meta.dims, audio=phone, use_text=False)
-        results[f"ravdess_{split}_audio_telephone"] = scores(y, predict(model, inputs).argmax(1), labels)
-    return _report(results, meta.id, reports)
+    return utts, conditions
 
 
 def _report(results: dict[str, dict[str, Any]], model_id: str, reports: Path) -> dict[str, dict[str, Any]]:

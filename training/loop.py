@@ -126,12 +126,13 @@ class Loop:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         if self.rng is not None:
             rng["numpy"] = self.rng.bit_generator.state
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
+        # Only ``keep``: a branch's checkpoint must not carry the other branch's weights back over a retrained one.
+        return {"keep": self.keep.state_dict(), "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
                 "best_state": self.best_state, "seconds": self.seconds(), "rng": rng,
                 **{k: getattr(self, k) for k in _SAVED}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self.keep.load_state_dict(state["keep"])
         self.opt.load_state_dict(state["opt"])
         self.scaler.load_state_dict(state["scaler"])
         self.best_state = state["best_state"]

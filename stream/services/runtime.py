@@ -14,6 +14,7 @@ import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from emostream.models.features import make_extractor
+from emostream.models.functionals import Functionals
 from emostream.models.packaged import MissingModel
 from emostream.models.text_encoder import TextEncoder
 from emostream.stream.config import Config
@@ -75,7 +76,9 @@ def load_runtime(cfg: Config) -> Runtime:
         # the features get their own model (a CTranslate2 model runs one call at a time).
         unshared = why_not_shared(bundle.meta.features, transcriber.cfg, cfg.vad, device)
         log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
-        features = make_extractor(bundle.meta.features, device) if unshared else SharedStates(asr)
+        spec = bundle.meta.features
+        features = make_extractor(spec, device) if unshared else SharedStates(
+            asr, Functionals(spec.functionals) if spec.functionals else None)
         encoder = TextEncoder(bundle.meta.text_encoder, device)
     except MissingModel as e:
         raise UserError(f"{e} (needed by bundle {bundle_path(cfg)})") from None

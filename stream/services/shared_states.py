@@ -3,7 +3,8 @@
 When a bundle's features are the encoder states of the ASR's Whisper model at the ASR's window
 (models/whisper_states.py: the default bundle's tiny.en at 10 s), the states the bundle wants are the first
 rows of the encoder output that the final decode needs anyway. Encoding once for both saves an encoder pass
-per utterance, the largest single cost after the decode.
+per utterance, the largest single cost after the decode. A bundle that also reads the utterance's functionals
+(eGeMAPS) gets them computed beside the shared encode and appended.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from emostream.models.features import FeatureSpec
+from emostream.models.functionals import Functionals
 from emostream.models.whisper_states import HOP, MAX_WINDOW_S
 from emostream.stream.config import AsrConfig
 from emostream.stream.services.asr import AsrService
@@ -26,7 +28,6 @@ def why_not_shared(spec: FeatureSpec, asr: AsrConfig, vad: VadConfig, device: to
     longest_s = (vad.max_utterance_ms + vad.pre_roll_ms + vad.post_roll_ms) / 1000
     reasons = [
         (spec.kind != "whisper", f"the bundle's features are {spec.kind!r}, not Whisper states"),
-        (bool(spec.functionals), "the bundle adds functionals to its frames"),
         (spec.whisper != asr.model, f"the bundle encodes with {spec.whisper!r}, the ASR is {asr.model!r}"),
         (spec.whisper_window_s != asr.window_s, f"windows differ ({spec.whisper_window_s:g} s, {asr.window_s:g} s)"),
         (asr.window_s >= MAX_WINDOW_S, "asr.window_s 30 decodes with faster-whisper's long-form path"),
@@ -42,11 +43,18 @@ class SharedStates:
     """The feature extractor of a bundle whose features the ASR's encodes give: ``asr.encode`` once per
     utterance, then :meth:`frames`, exactly the states ``WhisperStates`` computes from its own pass."""
 
-    def __init__(self, asr: AsrService) -> None:
+    def __init__(self, asr: AsrService, functionals: Functionals | None = None) -> None:
         self.asr = asr
+        self.functionals = functionals  # the bundle's utterance functionals, appended to the states' frames
 
     @staticmethod
     def frames(encoding: Encoding) -> torch.Tensor:
         """``(T, dim)`` float32 on the CPU: one state per 20 ms of the utterance, the window's padding left out."""
         n = max(1, -(-encoding.samples // FRAME_SAMPLES))
         return torch.as_tensor(encoding.states[:n]).float().cpu()
+
+    @staticmethod
+    def with_functionals(frames: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``frames`` ``(T, dim)`` with the utterance's functionals ``(F,)`` appended to each, as
+        ``models.functionals.WithFunctionals`` appends them to the extractor's own frames."""
+        return torch.cat([frames, values.to(frames.dtype).expand(len(frames), -1)], dim=-1)

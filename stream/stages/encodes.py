@@ -43,7 +43,13 @@ class SharedEncodes:
         return await asyncio.shield(task)
 
     async def frames(self, key: Hashable, audio: np.ndarray) -> torch.Tensor:
-        return self.states.frames(await self.encoding(key, audio))
+        """The bundle's frames for the cut: the shared encode's states, and the utterance's functionals where the
+        bundle reads them (openSMILE, in a thread while the encode runs: tens of milliseconds of its own)."""
+        if self.states.functionals is None:
+            return self.states.frames(await self.encoding(key, audio))
+        encoding, values = await asyncio.gather(
+            self.encoding(key, audio), asyncio.to_thread(self.states.functionals, [torch.from_numpy(audio)]))
+        return self.states.with_functionals(self.states.frames(encoding), values[0])
 
     async def transcript(self, key: Hashable, audio: np.ndarray) -> Transcript:
         """The final decode of the cut, from its shared encoder pass."""

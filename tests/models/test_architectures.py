@@ -1,8 +1,9 @@
 """Every registered architecture behind the one interface: shapes, masks, gradients, bundles, and learning.
 
-Real samples: 32 RAVDESS clips (features from :class:`FeatureExtractor` with each architecture's own spec),
+Real samples: 32 RAVDESS clips (features from each architecture's own spec: MFCC, mel, LLD or Whisper states),
 each paired with a MELD training utterance of the same label (MiniLM token and sentence states) and that
-utterance's past in its dialogue as context. Small hidden sizes keep the file fast; defaults are built too.
+utterance's past in its dialogue as context. Small hidden sizes keep the file fast; defaults are built too, and
+the seed architectures' defaults are checked against their papers' layer counts and sizes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
+from torch import nn
 
-from emostream.models.blocks import masked_mean, masked_std
+from emostream.models.blocks import AttentionPool, MaskedMultiheadAttention, masked_mean, masked_std
 from emostream.models.bundle import BundleMeta, load_bundle, save_bundle
 from emostream.models.collate import PastUtterance, UtteranceInput, collate
-from emostream.models.features import FeatureExtractor
+from emostream.models.features import make_extractor
 from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, architectures, build_model
 from emostream.models.labels import LABELS, RAVDESS_CODES, label_index
 from emostream.models.zoo import default_inputs
@@ -31,13 +33,14 @@ N = 32  # real samples
 SMALL: dict[str, dict] = {
     "late_fusion_baseline": {"hidden": 32, "dropout": 0.1},
     "pconv_blstm": {"channels": 8, "steps": 16, "lstm_hidden": 16, "dropout": 0.1},
-    "cbla_bilstm": {"conv_channels": [8, 16, 16, 16], "audio_hidden": 16, "text_hidden": 16, "dense": [32, 16],
-                    "dropout": 0.1},
+    "cbla_bilstm": {"conv_channels": [8, 16, 16, 16], "audio_hidden": 16, "audio_dense": 16, "text_hidden": 16,
+                    "dense": [32, 16], "dropout": 0.1},
     "melcnn_bigru": {"channels": [8, 8, 16, 16], "text_proj": 16, "gru_hidden": 16, "fusion_dim": 32, "dropout": 0.1},
-    "multab": {"dim": 16, "heads": 2, "dropout": 0.1},
-    "dialogue_bilstm_mha": {"lstm_hidden": 16, "text_hidden": 32, "heads": 2, "dropout": 0.1},
+    "multab": {"dim": 16, "heads": 2, "fc": 16, "dropout": 0.1},
+    "dialogue_bilstm_mha": {"window": 2, "lstm_hidden": 16, "text_hidden": 16, "heads": 2, "dropout": 0.1},
 }
 ARCHS = sorted(architectures())
+SEEDS = [a for a in ARCHS if a != "late_fusion_baseline"]
 
 
 def test_every_architecture_has_small_test_hparams() -> None:
@@ -116,7 +119,7 @@ def setup_for(arch: str, samples: Samples) -> Setup:
     key = repr(spec) + text_spec.level
     if key not in _setups:
         torch.manual_seed(0)
-        feats, mask = FeatureExtractor(spec)(samples.waves)
+        feats, mask = make_extractor(spec)(samples.waves)
         stats = torch.cat([masked_mean(feats, mask), masked_std(feats, mask)], dim=-1)
         items = []
         for i in range(N):
@@ -155,6 +158,115 @@ def test_default_hparams_build_and_give_logits(arch: str) -> None:
         out = model(collate(items, dims))
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
+
+
+def _default(arch: str) -> EmotionModel:
+    spec, _ = default_inputs(arch)
+    return build_model(arch, ModelDims(num_classes=7, audio_dim=spec.dim, text_dim=384, context_size=H), {})
+
+
+def _linears(module: nn.Module) -> list[tuple[int, int]]:
+    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def _count(module: nn.Module, kind: type[nn.Module]) -> int:
+    return sum(isinstance(m, kind) for m in module.modules())
+
+
+def test_pconv_blstm_defaults_follow_its_paper() -> None:
+    model = _default("pconv_blstm")
+    assert {m.negative_slope for m in model.modules() if isinstance(m, nn.LeakyReLU)} == {0.02}
+    sconv = model.fused_pconv.sconv  # depthwise, pointwise, then activation and batch norm
+    assert [type(m) for m in sconv] == [nn.Conv1d, nn.Conv1d, nn.LeakyReLU, nn.BatchNorm1d]
+    assert sconv[0].groups == sconv[0].in_channels == 4 * 64
+    assert _count(model.audio_stem, nn.MaxPool1d) == _count(model.text_stem, nn.MaxPool1d) == 1
+    # concatenation: the shared Pconv reads both modalities' Pconv outputs side by side
+    assert model.fused_pconv.bconv[0].in_channels == model.audio_pconv.sconv[1].out_channels * 2
+    assert len(model.blstm.forward_rnns) == 2 and model.blstm.hidden == 128
+
+
+def test_cbla_bilstm_defaults_follow_its_paper() -> None:
+    model = _default("cbla_bilstm")
+    assert [layer[0].out_channels for layer in model.conv.layers] == [64, 128, 128, 256]
+    assert model.audio_lstm.hidden == 256 and model.text_lstm.hidden == 256
+    assert _count(model, AttentionPool) == 1  # the audio BiLSTM's; the text Bi-LSTM gives its final states
+    assert _linears(model.audio_dense) == [(256 + 2 * 256, 256)]  # CBLA's own dense layer over [CNN ‖ BiLSTM]
+    assert _linears(model.dnn) == [(256 + 2 * 256, 1024), (1024, 512), (512, 7)]
+
+
+def test_melcnn_bigru_defaults_follow_its_paper() -> None:
+    model = _default("melcnn_bigru")
+    assert _linears(model.text_fc_in) == [(384, 100)]
+    assert isinstance(model.gru.forward_rnns[0], nn.GRU) and model.gru.hidden == 100
+    assert [layer[0].out_channels for layer in model.cnn.layers] == [32, 48, 64, 80]
+
+
+def test_multab_defaults_follow_its_paper() -> None:
+    model = _default("multab")
+    assert len(model.audio_self) == len(model.text_self) == 2
+    attentions = [m for m in model.modules() if isinstance(m, MaskedMultiheadAttention)]
+    assert len(attentions) == 2 * 2 + 2 and {(a.heads, a.heads * a.head_dim) for a in attentions} == {(8, 768)}
+    assert _count(model, nn.LayerNorm) == 2 * 2 * 2 + 2  # two per self-attention layer, one per cross direction
+    assert len(model.tabs) == 3
+    assert all(c.dilation == (1,) and c.padding == (1,) for tab in model.tabs for c in tab.convs)  # regular convs
+    assert _linears(model.head) == [(768, 768), (768, 768), (768, 7)] and _count(model.head, nn.GELU) == 2
+
+
+def test_multab_temporal_aware_blocks_look_both_ways() -> None:
+    """Regular convolutions: a step reaches two steps either side through a TAB's two kernel-3 convolutions."""
+    from emostream.models.multab import TemporalAwareBlock
+
+    torch.manual_seed(0)
+    tab = TemporalAwareBlock(4, 3, 0.0).eval()
+    x, m = torch.randn(1, 4, 10), torch.ones(1, 1, 10)
+    bumped = x.clone()
+    bumped[0, :, 6] += 1.0
+    with torch.no_grad():
+        moved = (tab(bumped, m) - tab(x, m)).abs().sum(1)[0] > 0
+    assert moved.tolist() == [False] * 4 + [True] * 5 + [False]
+
+
+def test_dialogue_bilstm_mha_defaults_follow_its_paper() -> None:
+    model = _default("dialogue_bilstm_mha")
+    assert len(model.blstm.forward_rnns) == 4 and len(_linears(model.audio_linear)) == 4
+    assert _count(model, AttentionPool) == 1  # the attention-weighted average of the audio frames
+    assert isinstance(model.text_lstm.forward_rnns[0], nn.LSTM) and model.window == 4
+
+
+def _changed(model: EmotionModel, batch: EmotionBatch, **fields: torch.Tensor) -> torch.Tensor:
+    """Which rows' outputs move when the batch's ``fields`` are replaced."""
+    return ~torch.isclose(model(replace(batch, **fields)), model(batch), rtol=1e-4, atol=1e-5).all(-1)
+
+
+@pytest.mark.parametrize("arch", SEEDS)
+def test_context_is_read_as_each_paper_says(arch: str, samples: Samples) -> None:
+    """Past only by construction (the batch holds no future); which past each design reads."""
+    setup = setup_for(arch, samples)
+    model = small_model(arch, setup).eval()
+    batch = collate(setup.items, setup.dims)
+
+    def noise(*slots: int) -> torch.Tensor:
+        where = torch.zeros(H, dtype=torch.bool)
+        where[list(slots)] = True
+        return torch.where(where[None, :, None], batch.context + torch.randn_like(batch.context), batch.context)
+
+    with torch.no_grad():
+        every = _changed(model, batch, context=noise(*range(H)))
+        if arch == "melcnn_bigru":  # the dialogue GRU reads the whole past it is given, the oldest slot too
+            assert torch.equal(every, batch.context_mask.any(1))
+            assert batch.context_mask[:, 0].any()
+            assert torch.equal(_changed(model, batch, context=noise(0)), batch.context_mask[:, 0])
+        elif arch == "dialogue_bilstm_mha":  # the speaker's own last `window` (2 here) utterances only
+            own = batch.context_mask & batch.context_same_speaker
+            assert own.any() and (batch.context_mask & ~batch.context_same_speaker).any()
+            assert torch.equal(every, own.any(1))  # other speakers' utterances are not read
+            all_own = replace(batch, context_same_speaker=batch.context_mask)
+            full = batch.context_mask.all(1)
+            assert full.any()
+            assert not _changed(model, all_own, context=noise(0, 1))[full].any()  # older than the window
+            assert torch.equal(_changed(model, all_own, context=noise(H - 1)), batch.context_mask[:, H - 1])
+        else:  # no dialogue context in the paper's design
+            assert not every.any()
 
 
 def _garbage(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from emostream.models.speaker_norm import SpeakerNorm, SpeakerPrior, normalise_a
 from emostream.stream.messages import Acoustic, Utterance
 from emostream.stream.stages.speaker_normalisation import SpeakerNormalisation
 from emostream.training.data.records import Utterance as Record
-from emostream.training.speaker_frames import heard_frames, normalised_splits
+from emostream.training.speaker_frames import heard_frames, new_domain_frames, normalised_splits
 
 
 def _frames(seed: int, n: int, shift: float, scale: float, dim: int = 6) -> torch.Tensor:
@@ -74,8 +74,8 @@ def test_prior_round_trips_through_the_bundle_format() -> None:
     assert shipped is not None and len(shipped.mean) == read_meta(DEFAULT_BUNDLE).features.dim
 
 
-def _record(speaker: str) -> Record:
-    return Record(audio=None, text="", label="neutral", speaker=speaker, dialogue="d", turn=0, corpus="test")
+def _record(speaker: str, corpus: str = "test") -> Record:
+    return Record(audio=None, text="", label="neutral", speaker=speaker, dialogue="d", turn=0, corpus=corpus)
 
 
 def test_training_frames_use_the_whole_speaker_and_scored_frames_a_fixed_random_order() -> None:
@@ -91,6 +91,21 @@ def test_training_frames_use_the_whole_speaker_and_scored_frames_a_fixed_random_
     assert any(not torch.allclose(a, b) for a, b in zip(frames["dev"], in_order, strict=True))  # shuffled
     none_prior, untouched = normalised_splits(raw, utts, 0.0)
     assert none_prior is None and all(torch.equal(a, b) for a, b in zip(untouched["dev"], raw["dev"], strict=True))
+
+
+def test_new_domain_frames_are_first_utterances_under_the_other_corpora_prior() -> None:
+    """A clip of one corpus is standardised by a prior fitted on the other corpora's frames alone, as its speaker's
+    first utterance: the offset between the domains stays visible, which the joint prior would hide."""
+    frames = [_frames(i, 30, 3.0, 1.0) for i in range(4)] + [_frames(10 + i, 30, -3.0, 2.0) for i in range(4)]
+    utts = [_record(f"a{i}", corpus="studio") for i in range(4)] + [_record(f"b{i}", corpus="phone") for i in range(4)]
+    joint = SpeakerPrior.fit(frames, 50.0)
+    heard = new_domain_frames(frames, utts, joint)
+    phone_prior = SpeakerPrior.fit(frames[4:], 50.0)
+    torch.testing.assert_close(heard[0], _expected([frames[0]], phone_prior, frames[0]))
+    studio_prior = SpeakerPrior.fit(frames[:4], 50.0)
+    torch.testing.assert_close(heard[5], _expected([frames[5]], studio_prior, frames[5]))
+    under_joint = [SpeakerNorm(joint)(u.speaker, f) for f, u in zip(frames[:4], utts[:4], strict=True)]
+    assert float(torch.cat(heard[:4]).mean()) > 1.0 > float(torch.cat(under_joint).mean())
 
 
 def test_stream_stage_keeps_statistics_per_speaker_of_its_stream() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -204,8 +205,28 @@ def test_confidence_fusion_lets_clear_words_outvote_a_hesitant_voice() -> None:
     none = torch.zeros(1, dtype=torch.bool)  # one modality alone: unchanged by the scaling
     torch.testing.assert_close(fuse_log_probs(voice, words, both, none, 0.8, by_confidence=True),
                                torch.log_softmax(voice, -1))
-    with pytest.raises(ValueError, match="fusion must be one of fixed, confidence"):
+    with pytest.raises(ValueError, match="fusion must be one of fixed, confidence, mixture, mixture_confidence"):
         LateFusionBaseline(ModelDims(num_classes=7, audio_dim=4, text_dim=4, context_size=0), fusion="loud")
+
+
+def test_mixture_fusion_does_not_let_a_flat_voice_veto_clear_words() -> None:
+    """A voice out of the model's domain that all but rules anger out (0.04) and leans to neutral, against words
+    that say anger: the product of experts lands on a third class neither modality chose, the mixture follows
+    the words; under the mixture too, emotionless words leave the voice's decision alone."""
+    both = torch.ones(1, dtype=torch.bool)
+    voice = torch.tensor([[0.43, 0.02, 0.01, 0.04, 0.18, 0.31, 0.02]]).log()  # neutral, then disgust
+    words = torch.tensor([[0.04, 0.01, 0.02, 0.51, 0.24, 0.16, 0.03]]).log()  # anger
+    assert int(fuse_log_probs(voice, words, both, both, 0.5).argmax()) == 5  # disgust: anger vetoed
+    mixed = fuse_log_probs(voice, words, both, both, 0.5, mixture=True)
+    assert int(mixed.argmax()) == 3
+    torch.testing.assert_close(mixed.exp().sum(-1), torch.ones(1))  # normalised
+    ref = torch.log_softmax(words[0], -1)
+    assert int(fuse_log_probs(voice, words, both, both, 0.5, ref, mixture=True).argmax()) == 0
+    none = torch.zeros(1, dtype=torch.bool)
+    torch.testing.assert_close(fuse_log_probs(voice, words, none, both, 0.5, ref, True, mixture=True),
+                               torch.log_softmax(words, -1))
+    torch.testing.assert_close(fuse_log_probs(voice, words, none, none, 0.5, mixture=True),
+                               torch.full((1, 7), -math.log(7)))  # nothing present: uniform
 
 
 def test_text_reference_is_fitted_on_neutral_dev_text_and_travels_in_the_bundle(tmp_path: Path) -> None:

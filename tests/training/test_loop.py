@@ -107,7 +107,7 @@ def test_fit_fused_resumed_equals_uninterrupted(arch: str, schedule: str, tmp_pa
     assert run == ref
     assert run["best_epoch"] == (4 if schedule == "improves" else 1)
     final, ref_final = torch.load(ckpt.path, weights_only=True), torch.load(whole.path, weights_only=True)
-    assert _states_equal(final["model"], ref_final["model"])  # the last epoch's weights too, not only the best
+    assert _states_equal(final["keep"], ref_final["keep"])  # the last epoch's weights too, not only the best
     assert final["opt"]["state"].keys() == ref_final["opt"]["state"].keys()
     assert all(_states_equal(final["opt"]["state"][k], ref_final["opt"]["state"][k]) for k in final["opt"]["state"])
     assert all(v.device.type == "cpu" for v in model.state_dict().values())

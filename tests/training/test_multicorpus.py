@@ -21,7 +21,8 @@ from tests import REPO_ROOT
 
 def _config(**changes: object) -> dict:
     data = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())
-    data["audio_training"].update(epochs=3, patience=2, telephone=0.5, running_order=0.3, first_utterance=0.3)
+    data["audio_training"].update(epochs=3, patience=2, telephone=0.5, running_order=0.3, first_utterance=0.2,
+                                  new_domain=0.2)
     data["text_training"].update(epochs=1, patience=1, per_corpus=150)
     return data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld", "goemotions"],
                    "speaker_norm_frames": 100} | changes
@@ -46,7 +47,11 @@ def test_config_names_registry_corpora() -> None:
         parse_config(bad)
     bad = _config()
     bad["audio_training"]["first_utterance"] = 0.8
-    with pytest.raises(ConfigError, match="audio_training: running_order \\+ first_utterance must be at most 1"):
+    with pytest.raises(ConfigError, match="audio_training: running_order \\+ first_utterance \\+ new_domain must"):
+        parse_config(bad)
+    bad = _config(audio_corpora=["ravdess"])
+    bad["audio_training"]["new_domain"] = 0.2
+    with pytest.raises(ConfigError, match=r"audio_training\.new_domain: needs a prior fitted on other corpora"):
         parse_config(bad)
     with pytest.raises(ConfigError, match="set speaker_norm_frames > 0"):
         parse_config(_config(speaker_norm_frames=0))

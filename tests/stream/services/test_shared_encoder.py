@@ -15,6 +15,7 @@ import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
 from emostream.models.features import make_extractor
+from emostream.models.functionals import Functionals
 from emostream.stream.config import AsrConfig, Config, override
 from emostream.stream.services.asr import FINAL, PARTIAL, AsrService, Transcriber
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
@@ -59,9 +60,12 @@ def test_shared_encode_gives_the_extractors_features_and_the_transcribers_text(t
         return encodings, texts, service.engine.batches
 
     encodings, texts, batches = asyncio.run(run())
+    functionals = Functionals(spec.functionals) if spec.functionals else None
     for i, encoding in enumerate(encodings):
         frames = SharedStates.frames(encoding)
-        assert frames.shape == (int(mask[i].sum()), 384)
+        if functionals is not None:  # appended beside the shared states as the extractor appends them
+            frames = SharedStates.with_functionals(frames, functionals([torch.from_numpy(turns[i])])[0])
+        assert frames.shape == (int(mask[i].sum()), spec.dim)
         assert torch.allclose(frames, feats[i, : len(frames)], atol=1e-4)
     assert [t.text for t in texts] == [t.text for t in expected_text]
     assert [t.avg_logprob for t in texts] == pytest.approx([t.avg_logprob for t in expected_text], abs=1e-4)
