@@ -87,12 +87,30 @@ def main(argv: list[str] | None = None) -> int:
                 row["dev_worst"] = min(row[f"{k}_fused_ua"] for k in sets if k.startswith("dev_"))
                 rows.append(row)
     best = max(rows, key=lambda r: r["dev_worst"])
+    alerts = anger_alerts(sets, best, reference)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "chosen": best}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"rows": rows, "chosen": best, "anger_alerts": alerts}, indent=2) + "\n")
     print(table(rows, spoken="dev_spoken" in sets))
     print(f"\nchosen on dev (the highest worst dev fused UA): audio weight {best['audio_weight']:g}, text reference "
           f"{'yes' if best['text_reference'] else 'no'}, fusion {best['fusion']} ({best['dev_worst']:.3f})")
+    print("\nits fused anger >= t on dev (precision / recall of anger), for an alert rule's threshold:")
+    for name, by_t in alerts.items():
+        print(f"  {name}: " + ", ".join(f"t={t}: {p:.2f} / {r:.2f}" for t, (p, r) in by_t.items()))
     return 0
+
+
+def anger_alerts(sets: dict[str, Any], best: dict[str, Any], reference: torch.Tensor | None,
+                 thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6)) -> dict[str, dict[float, tuple]]:
+    """Precision and recall of "fused anger >= t" on the dev pairs and statement sets, under the chosen setting."""
+    anger = LABELS.index("anger")
+    out = {}
+    for name in ("dev_pairs", "dev_statement"):
+        (audio, text, has_audio, has_text), y = sets[name]
+        ref = reference if best["text_reference"] else None
+        p = fuse(audio, text, has_audio, has_text, best["audio_weight"], ref, best["fusion"]).exp()[:, anger].numpy()
+        out[name] = {t: (round(float((y[p >= t] == anger).mean()) if (p >= t).any() else 1.0, 3),
+                         round(float((p[y == anger] >= t).mean()), 3)) for t in thresholds}
+    return out
 
 
 def ua(y: np.ndarray, logits: torch.Tensor) -> float:

@@ -77,9 +77,9 @@ class AudioTraining(BranchTraining):
     # by all of the speaker's frames (training/speaker_frames.py). Independent of ``telephone``.
     running_order: float = field(default=0.0, kw_only=True)
     first_utterance: float = field(default=0.0, kw_only=True)
-    # The same, as a first utterance normalised by a prior fitted on the *other* corpora only: a new caller on a
-    # line and in a room the model never heard, whose offset from the prior is the domain's, not an emotion.
-    # Needs two audio corpora or more.
+    # The same, with a prior fitted on the *other* corpora only, each speaker's clips heard in order (the first as a
+    # first utterance, later ones by the running statistics): a caller on a line and in a room the model never
+    # heard, whose offset from the prior is the domain's, not an emotion. Needs two audio corpora or more.
     new_domain: float = field(default=0.0, kw_only=True)
 
 

@@ -77,7 +77,7 @@ def views(audio: dict[str, Any]) -> str:
         ("telephone", "heard through a simulated phone line"),
         ("running_order", "standardised by their speaker's statistics at a random point of their talk"),
         ("first_utterance", "standardised as their speaker's first utterance"),
-        ("new_domain", "standardised as their speaker's first utterance by the other corpora's prior"))
+        ("new_domain", "standardised by the other corpora's prior and their speaker's clips so far"))
         if audio.get(k)]
     return "; " + "; ".join(parts) if parts else ""
 

@@ -7,8 +7,8 @@ clips are scored as a live stream would score a new caller's first words; ``firs
 
 Training frames use each speaker's statistics over all of their utterances (the steady state) and, where the
 config asks, the other renderings as well: a model that only saw the steady state reads the offset of a new
-caller's first words (normalised mostly by the corpus prior) as emotion, and one whose first words all came from
-the corpora of its prior reads a new recording domain's offset so (``new_domain_frames``).
+caller's first words (normalised mostly by the corpus prior) as emotion, and one whose speakers were all normalised
+by a prior that knew their corpus reads a new recording domain's offset so (``new_domain_frames``).
 """
 
 from __future__ import annotations
@@ -50,17 +50,13 @@ def first_frames(frames: Sequence[torch.Tensor], utts: Sequence[Utterance],
 
 def new_domain_frames(frames: Sequence[torch.Tensor], utts: Sequence[Utterance],
                       prior: SpeakerPrior) -> list[torch.Tensor]:
-    """Every clip normalised as its speaker's first utterance by a prior fitted on the other corpora's ``frames``
-    alone (weighted as ``prior``'s frames): the stream's view of a new caller in a domain its prior never saw."""
+    """Every clip normalised by a prior fitted on the other corpora's ``frames`` alone (weighted as ``prior``'s
+    frames), each speaker's clips heard in the given order: a speaker's first clip as a first utterance, later ones
+    with that speaker's running statistics. The stream's view of a caller in a domain its prior never saw."""
     corpora = [u.corpus for u in utts]
-    out: list[torch.Tensor | None] = [None] * len(frames)
-    for corpus in dict.fromkeys(corpora):
-        others = SpeakerPrior.fit([f for f, c in zip(frames, corpora, strict=True) if c != corpus], prior.frames)
-        norm = SpeakerNorm(others)
-        for j, (f, u) in enumerate(zip(frames, utts, strict=True)):
-            if u.corpus == corpus:
-                out[j] = norm(u.speaker, f)
-    return out  # type: ignore[return-value]
+    norms = {c: SpeakerNorm(SpeakerPrior.fit([f for f, o in zip(frames, corpora, strict=True) if o != c],
+                                             prior.frames)) for c in dict.fromkeys(corpora)}
+    return [norms[u.corpus](u.speaker, f) for f, u in zip(frames, utts, strict=True)]
 
 
 def normalised_splits(raw: dict[str, list[torch.Tensor]], utts: dict[str, list[Utterance]], prior_frames: float,

@@ -106,6 +106,8 @@ def test_new_domain_frames_are_first_utterances_under_the_other_corpora_prior() 
     torch.testing.assert_close(heard[5], _expected([frames[5]], studio_prior, frames[5]))
     under_joint = [SpeakerNorm(joint)(u.speaker, f) for f, u in zip(frames[:4], utts[:4], strict=True)]
     assert float(torch.cat(heard[:4]).mean()) > 1.0 > float(torch.cat(under_joint).mean())
+    again = new_domain_frames([*frames, frames[0]], [*utts, utts[0]], joint)  # a speaker's second clip: running
+    torch.testing.assert_close(again[-1], _expected([frames[0], frames[0]], phone_prior, frames[0]))
 
 
 def test_stream_stage_keeps_statistics_per_speaker_of_its_stream() -> None:
