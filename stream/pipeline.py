@@ -20,8 +20,8 @@ from emostream.stream.events import EmotionEvent, EstimateEvent, Event, Utteranc
 from emostream.stream.messages import AudioFrame, EndOfStream, Outgoing
 from emostream.stream.observe.metrics import StreamMetrics
 from emostream.stream.publishers import Publisher
+from emostream.stream.services.interface import SharedEncoder
 from emostream.stream.services.runtime import Runtime
-from emostream.stream.services.shared_states import SharedStates
 from emostream.stream.stages.acoustic import AcousticFeatures
 from emostream.stream.stages.confirmation import SileroConfirmation
 from emostream.stream.stages.context import ContextBuffer
@@ -59,7 +59,7 @@ class StreamPipeline:
         meta = runtime.bundle.meta
         self.spec, self.cfg, self.publishers = spec, cfg, publishers
         # One encoder pass per utterance for the features and the final decode, when they can share it.
-        shared = SharedEncodes(runtime.features) if isinstance(runtime.features, SharedStates) else None
+        shared = SharedEncodes(runtime.features) if isinstance(runtime.features, SharedEncoder) else None
         self.transcription = Transcription(runtime.asr, cfg.asr, shared)
         names = cfg.source.channel_names if spec.channel_names is None else spec.channel_names
         self.stages: list[Stage] = [

@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import torch
 from tqdm import tqdm
 
 from emostream.models import features, functionals, whisper_states
-from emostream.models.features import FeatureSpec, make_extractor
+from emostream.models.features import Extractor, FeatureSpec, make_extractor
+from emostream.models.functionals import FUNCTIONAL_SETS
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
 from emostream.stream.stages import vad as vad_module
 from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
@@ -122,6 +123,24 @@ def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:
 
 
 CHANNELS = ("clean", "telephone")
+Narrow = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+def _wider(spec: FeatureSpec) -> list[tuple[FeatureSpec, Narrow]]:
+    """Other specs whose cached frames hold ``spec``'s exactly, each with how to take them out (None: not from this
+    clip's entry), so that a front end already cached is not computed again for a spec it contains.
+
+    Whisper states are the first columns of the same states with functionals appended (``WithFunctionals``), and
+    a larger frame cap gives the same states for a clip that has no more frames than ``spec``'s cap (the encoder
+    then read the same audio, uncut, in the same window). So the seed architectures' tiny.en states come from the
+    entries of the default's front end (tiny.en, 1000 frames, eGeMAPS), which its training cached for every corpus.
+    """
+    if spec.kind != "whisper" or spec.functionals:
+        return []
+    caps = {spec.max_frames, max(spec.max_frames, FeatureSpec.max_frames)}
+    wider = {replace(spec, functionals=f, max_frames=m) for f in ("", *FUNCTIONAL_SETS) for m in caps} - {spec}
+    return [(w, lambda f: f[:, : spec.dim] if len(f) <= spec.max_frames else None)
+            for w in sorted(wider, key=lambda w: (w.functionals, w.max_frames))]
 
 
 def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache_dir: Path,
@@ -132,26 +151,34 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
     random draws seeded by the clip's bytes, so a clip always sounds the same), as a call would reach the stream.
 
     A clip in which the VAD hears nothing is used whole (and counted in the log) rather than dropped,
-    so that the label distribution of a split does not depend on the VAD.
+    so that the label distribution of a split does not depend on the VAD. A clip missing from the cache is taken
+    from a cached wider front end where one holds its frames exactly (``_wider``), else computed and stored.
     """
     if channel not in CHANNELS:
         raise ValueError(f"unknown audio channel {channel!r}; use one of {', '.join(CHANNELS)}")
     modules = (features, functionals, whisper_states, vad_module) + ((telephone_module,) if channel != "clean" else ())
-    code = "".join(inspect.getsource(m) for m in modules)
-    keyed: dict[str, Any] = {"features": spec.to_dict(), "vad": asdict(vad), "code": _digest(code)}
-    if gain_db:
-        keyed["gain_db"] = gain_db
-    if channel != "clean":
-        keyed["channel"] = channel
-    settings = json.dumps(keyed, sort_keys=True)
-    extractor = make_extractor(spec, threads=2)
+    code = _digest("".join(inspect.getsource(m) for m in modules))
+
+    def settings(of: FeatureSpec) -> str:
+        keyed: dict[str, Any] = {"features": of.to_dict(), "vad": asdict(vad), "code": code}
+        if gain_db:
+            keyed["gain_db"] = gain_db
+        if channel != "clean":
+            keyed["channel"] = channel
+        return json.dumps(keyed, sort_keys=True)
+
+    own, wider = settings(spec), [(settings(w), narrow) for w, narrow in _wider(spec)]
+    extractor: Extractor | None = None  # loaded at the first clip that needs computing
     out: list[torch.Tensor] = []
     uncut = 0
     for path in tqdm(paths, desc="audio features", unit="clip", mininterval=2.0):
         data = path.read_bytes()
-        file = cache_dir / "audio" / f"{_digest(data, settings)}.npy"
+        file = cache_dir / "audio" / f"{_digest(data, own)}.npy"
         if file.is_file():
             out.append(torch.from_numpy(np.load(file)))
+            continue
+        if (frames := _from_wider(data, wider, cache_dir)) is not None:
+            out.append(frames)
             continue
         audio = load_audio(path)
         if channel == "telephone":
@@ -162,6 +189,7 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
             cut = audio
         if gain_db:
             cut = cut * np.float32(10.0 ** (gain_db / 20.0))
+        extractor = extractor or make_extractor(spec, threads=2)
         feats, mask = extractor([torch.from_numpy(np.ascontiguousarray(cut))])
         frames = feats[0, : int(mask[0].sum())].contiguous()
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -170,3 +198,12 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
     if uncut:
         log.warning("VAD heard no speech in %d of %d clips; used them uncut", uncut, len(paths))
     return out
+
+
+def _from_wider(data: bytes, wider: list[tuple[str, Narrow]], cache_dir: Path) -> torch.Tensor | None:
+    """The clip's frames taken from the first cached entry of a wider front end that holds them, if any."""
+    for settings, narrow in wider:
+        file = cache_dir / "audio" / f"{_digest(data, settings)}.npy"
+        if file.is_file() and (frames := narrow(np.load(file))) is not None:
+            return torch.from_numpy(np.ascontiguousarray(frames))
+    return None

@@ -87,19 +87,20 @@ class AudioTraining(BranchTraining):
 class FusedTraining(AudioTraining):
     """Joint training of a whole architecture on label-matched pairs (training/fused.py).
 
-    Each epoch pairs every RAVDESS training clip with a MELD training utterance of the same label (with its
-    past-only context), drawn afresh; ``neutral_text`` of the pairs get the clip's own fixed statement as text
-    instead (words with no emotion). ``meld_text_only`` MELD training utterances are added text-only
-    (audio absent) each epoch. ``modality_dropout`` is the probability of dropping each modality of a pair
-    (never both, ``drop_modalities``). ``class_weighting`` weights the pair loss, ``text_class_weighting`` the
-    text-only loss. ``clip_grad`` bounds the gradient norm (0: off). ``calibrate`` fits a temperature on dev
-    after training and folds it into the output layer. ``max_minutes`` > 0 starts no epoch after that many
-    minutes (keeps runs short on a shared CPU; the result then depends on the machine's speed).
+    Each epoch pairs every training clip of the audio corpora with a training utterance of the text corpora of the
+    same label (with its past-only context), drawn afresh; ``neutral_text`` of the pairs whose clip has its own
+    English words (RAVDESS's fixed statements) get those instead (words with no emotion). ``text_only`` training
+    utterances of each text corpus are added text-only (audio absent) each epoch. ``modality_dropout`` is the
+    probability of dropping each modality of a pair (never both, ``drop_modalities``). ``class_weighting`` weights
+    the pair loss, ``text_class_weighting`` the text-only loss. ``clip_grad`` bounds the gradient norm (0: off).
+    ``calibrate`` fits a temperature on dev after training and folds it into the output layer. ``max_minutes`` > 0
+    starts no epoch after that many minutes (keeps runs short on a shared CPU; the result then depends on the
+    machine's speed). The renderings of ``AudioTraining`` (``telephone``, ...) apply to the pairs' audio.
     """
 
     modality_dropout: float
     neutral_text: float
-    meld_text_only: int
+    text_only: int
     text_class_weighting: Weighting = "sqrt"
     clip_grad: float = 1.0
     calibrate: bool = True
@@ -276,8 +277,11 @@ def _check_training(cfg: TrainConfig) -> None:
             raise ConfigError("fused_training.modality_dropout: must be in [0, 0.5) (a pair keeps one modality)")
         if not 0 <= f.neutral_text <= 1:
             raise ConfigError("fused_training.neutral_text: must be in [0, 1]")
-        if f.meld_text_only < 0 or f.clip_grad < 0 or f.max_minutes < 0:
-            raise ConfigError("fused_training: meld_text_only, clip_grad and max_minutes must be >= 0")
+        if f.text_only < 0 or f.clip_grad < 0 or f.max_minutes < 0:
+            raise ConfigError("fused_training: text_only, clip_grad and max_minutes must be >= 0")
+        if f.per_corpus or f.per_corpus_of:
+            raise ConfigError("fused_training.per_corpus: fused training pairs every training clip each epoch and "
+                              "draws text_only utterances of each text corpus; leave per_corpus and per_corpus_of out")
     elif cfg.audio_training is None or cfg.text_training is None:
         raise ConfigError("missing key audio_training / text_training (or give fused_training)")
     else:

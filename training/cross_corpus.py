@@ -3,8 +3,11 @@
 For each corpus of the config's audio corpora in turn, the audio branch is trained on the training speakers of the
 others (early stopping and model choice on their dev speakers) and scored on the left-out corpus whole: clean,
 every clip as its speaker's first words in a stream ("first"), and through a simulated phone line; likewise the
-text branch over the text corpora (scored on the left-out corpus's test split). The dev column is what recipes are
-chosen by; the left-out figures are never used to choose.
+text branch over the text corpora (scored on the left-out corpus's test split). A fused recipe (a seed
+architecture, training/fused.py) trains the whole model in each fold, on the other corpora of the left-out
+modality paired with every corpus of the other modality, and is scored by the left-out modality alone (its dev
+column is the fused early-stopping mean). The dev column is what recipes are chosen by; the left-out figures are
+never used to choose.
 Writes ``<out>/cross_corpus.json``, a confusion PNG per condition and the markdown table ``<out>/table.md``.
 
     python -m emostream.training.cross_corpus --config configs/multicorpus.yaml --out docs/results/cross_corpus
@@ -17,18 +20,22 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from emostream.models.interface import EmotionModel
 from emostream.models.labels import LABELS
+from emostream.models.speaker_norm import SpeakerPrior
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
 from emostream.training.config import TrainConfig, load_config
 from emostream.training.corpora import Splits, load_more, merged
 from emostream.training.corpus_scores import corpus_scores, headline
 from emostream.training.data.registry import CORPORA
+from emostream.training.fused import fit_pairs
 from emostream.training.metrics import plot_confusion
 from emostream.training.options import add_data_options
 from emostream.training.paths import default_cache_dir, default_data_dir
@@ -40,16 +47,47 @@ log = logging.getLogger(__name__)
 CONDITIONS = ("clean", "first", "telephone", "text")
 
 
-def leave_audio_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cache_dir: Path,
-                    device: torch.device | str) -> dict[str, Any]:
-    """Audio branch on every corpus but ``held``; scores of ``held`` whole, clean and through a phone line."""
-    rest = {n: s for n, s in corpora.items() if n != held}
-    heard = {k: merged({}, rest, k) for k in ("train", "dev")}
+@dataclass
+class Fold:
+    """One fold's trained model, the speaker prior its audio was normalised with, and its early-stopping figures."""
+
+    model: EmotionModel
+    prior: SpeakerPrior | None
+    dev: float
+    epoch: int
+
+
+def train_fold(cfg: TrainConfig, heard: Splits | None, read: Splits | None, cache_dir: Path,
+               device: torch.device | str) -> Fold:
+    """The config's recipe on one fold's corpora (merged "train" and "dev" splits): a fused config trains the whole
+    model on ``heard`` clips paired with ``read`` utterances (training/fused.py), a branch-wise one only the branch
+    of the modality given (training/train.py). The dev figure is what that recipe early-stops on."""
     model = new_model(cfg, cfg.dims())
-    prior, run = fit_audio(cfg, model, heard, cache_dir, None, device)
-    utts = [u for split in corpora[held].values() for u in split]
+    if cfg.fused:
+        assert heard is not None and read is not None, "a fused recipe trains on audio and text corpora"
+        fit = fit_pairs(cfg, model, heard, read, cache_dir, None, device)
+        return Fold(model, fit.prior, fit.run["best_dev"], fit.run["best_epoch"])
+    if heard is not None:
+        prior, run = fit_audio(cfg, model, heard, cache_dir, None, device)
+        return Fold(model, prior, run.best_dev, run.best_epoch)
+    assert read is not None
+    sentences, tokens = text_features([u.text for s in read.values() for u in s], cfg.text_encoder, cache_dir)
+    run = fit_text(cfg, model, read, sentences, tokens, None, device)
+    return Fold(model, None, run.best_dev, run.best_epoch)
+
+
+def leave_audio_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text: dict[str, Splits],
+                    cache_dir: Path, device: torch.device | str) -> dict[str, Any]:
+    """The recipe on every audio corpus but ``held`` (a fused one with every text corpus); scores of ``held``
+    whole, by voice alone: clean, as first words, and through a phone line."""
+    rest = {n: s for n, s in audio.items() if n != held}
+    heard = {k: merged({}, rest, k) for k in ("train", "dev")}
+    fold = train_fold(cfg, heard, {k: merged({}, text, k) for k in ("train", "dev")} if cfg.fused else None,
+                      cache_dir, device)
+    model, prior = fold.model, fold.prior
+    utts = [u for split in audio[held].values() for u in split]
     y = label_array(utts, LABELS)
-    out: dict[str, Any] = {"trained_on": sorted(rest), "dev": run.best_dev, "epochs": run.best_epoch}
+    out: dict[str, Any] = {"trained_on": sorted(rest), "dev": fold.dev, "epochs": fold.epoch}
     for channel in ("clean", "telephone"):
         raw = audio_frames([u.audio for u in utts if u.audio], cfg.features, cfg.vad, cache_dir, channel=channel)
         inputs = dialogue_inputs(utts, {}, model.dims, audio=heard_frames(raw, utts, prior), use_text=False)
@@ -60,19 +98,19 @@ def leave_audio_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cac
     return out
 
 
-def leave_text_out(cfg: TrainConfig, held: str, corpora: dict[str, Splits], cache_dir: Path,
-                   device: torch.device | str) -> dict[str, Any]:
-    """Text branch on every text corpus but ``held``; scores of ``held``'s test split."""
-    rest = {n: s for n, s in corpora.items() if n != held}
+def leave_text_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text: dict[str, Splits],
+                   cache_dir: Path, device: torch.device | str) -> dict[str, Any]:
+    """The recipe on every text corpus but ``held`` (a fused one with every audio corpus); scores of ``held``'s
+    test split, by words alone."""
+    rest = {n: s for n, s in text.items() if n != held}
     read = {k: merged({}, rest, k) for k in ("train", "dev")}
-    utts = corpora[held]["test"]
-    texts = [u.text for u in utts] + [u.text for s in read.values() for u in s]
-    sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
-    model = new_model(cfg, cfg.dims())
-    run = fit_text(cfg, model, read, sentences, tokens, None, device)
-    inputs = dialogue_inputs(utts, sentences, model.dims, tokens=tokens)
-    result = corpus_scores(predict(model, inputs), label_array(utts, LABELS), LABELS, CORPORA[held].classes)
-    return {"trained_on": sorted(rest), "dev": run.best_dev, "epochs": run.best_epoch, "text": result}
+    fold = train_fold(cfg, {k: merged({}, audio, k) for k in ("train", "dev")} if cfg.fused else None, read,
+                      cache_dir, device)
+    utts = text[held]["test"]
+    sentences, tokens = text_features([u.text for u in utts], cfg.text_encoder, cache_dir)
+    inputs = dialogue_inputs(utts, sentences, fold.model.dims, tokens=tokens)
+    result = corpus_scores(predict(fold.model, inputs), label_array(utts, LABELS), LABELS, CORPORA[held].classes)
+    return {"trained_on": sorted(rest), "dev": fold.dev, "epochs": fold.epoch, "text": result}
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -96,14 +134,17 @@ def run(cfg: TrainConfig, data_dir: Path, cache_dir: Path, out: Path, modalities
         device: torch.device | str = "cpu") -> dict[str, dict[str, Any]]:
     t0 = time.time()
     results: dict[str, dict[str, Any]] = {}
-    plans = [("audio", cfg.audio_corpora, leave_audio_out), ("text", cfg.text_corpora, leave_text_out)]
-    for modality, names, leave_out in plans:
-        if modality not in modalities or len(names) < 2:
-            continue
-        corpora = load_more(names, data_dir, every, include_first=True)
+    plans = [(modality, names, leave_out) for modality, names, leave_out in (
+        ("audio", cfg.audio_corpora, leave_audio_out), ("text", cfg.text_corpora, leave_text_out))
+        if modality in modalities and len(names) > 1]
+    # A branch-wise recipe learns from the left-out modality's corpora alone, a fused one from both modalities'.
+    loaded = {"audio", "text"} if cfg.fused else {modality for modality, _, _ in plans}
+    audio = load_more(cfg.audio_corpora, data_dir, every, include_first=True) if "audio" in loaded else {}
+    text = load_more(cfg.text_corpora, data_dir, every, include_first=True) if "text" in loaded else {}
+    for _, names, leave_out in plans:
         for held in names:
             log.info("leaving out %s (training on %s)", held, ", ".join(n for n in names if n != held))
-            results[held] = leave_out(cfg, held, corpora, cache_dir, device)
+            results[held] = leave_out(cfg, held, audio, text, cache_dir, device)
             for cond in CONDITIONS:
                 if cond in results[held]:
                     out.mkdir(parents=True, exist_ok=True)

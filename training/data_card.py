@@ -126,19 +126,24 @@ def data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[
 
 
 def fused_data_card(cfg: TrainConfig, ravdess: dict[str, list[Utterance]], meld: dict[str, list[Utterance]],
-                    training: dict[str, Any]) -> dict[str, Any]:
-    """Data card of a fused run: the same provenance as :func:`data_card`, and how the pairs were made."""
+                    training: dict[str, Any], more: dict[str, dict[str, list[Utterance]]] | None = None
+                    ) -> dict[str, Any]:
+    """Data card of a fused run: the same provenance as :func:`data_card`, and how the pairs were made.
+    ``more``: the further corpora (name → split → records) it learned from."""
     assert cfg.fused_training is not None
+    extra = more_corpora(more or {})
     return {
-        "licence": LICENCE,
+        "licence": licence_of(extra),
         "sources": sources(cfg),
+        "corpora": extra,
         **_corpora(cfg, ravdess, meld,
                    meld_use="train: text of label-matched pairs and text-only examples; dev: early stopping; "
                             "test: held-out score only",
                    ravdess_use="train actors: audio of pairs; dev actors: early stopping; test actors: held-out only"),
-        "pairing": "each RAVDESS training clip paired with a MELD training utterance of the same label (with its "
-                   "past-only context), drawn afresh every epoch; a share of pairs use the clip's own fixed "
-                   "statement as text; modality dropout; MELD utterances added text-only",
+        "pairing": "each training clip of the audio corpora paired with a training utterance of the text corpora of "
+                   "the same label (with its past-only context), drawn afresh every epoch; a share of the pairs whose "
+                   "clip has its own English words (RAVDESS's fixed statements) use those as text; modality dropout; "
+                   "utterances of each text corpus added text-only",
         "vad": asdict(cfg.vad),
         "context_size": cfg.context_size,
         "training": {"seed": cfg.seed, "fused": asdict(cfg.fused_training), **training},

@@ -1,14 +1,19 @@
 """Fused training of a whole architecture on label-matched pairs (docs/training.md, "Fusion without a paired
 corpus").
 
-Every epoch: each RAVDESS training clip is paired with a MELD training utterance of the same label, drawn
-afresh (the text keeps its real past-only dialogue context); a share ``neutral_text`` of the pairs get the clip's
-own fixed statement as text instead, so that the model learns to fall back on the audio when the words carry
-no emotion; modality dropout (``drop_modalities``) teaches each modality alone; ``meld_text_only`` MELD training
-utterances are added text-only, so that the text side sees MELD's real label distribution and most of its data.
-Early stopping on the mean of four dev scores (dev-actor clips paired with MELD dev utterances, fused UA;
-audio-only UA; audio with its statement UA; MELD dev text-only weighted F1): the stream meets all four
-situations. Test splits are scored only after training, on the exported bundle.
+Every epoch: each training clip of the config's audio corpora (RAVDESS and, where named, EmoDB and nEMO) is paired
+with a training utterance of the same label from its text corpora (MELD and, where named, GoEmotions), drawn afresh
+(the text keeps its real past-only dialogue context). A share ``neutral_text`` of the pairs whose clip has its own
+English words (RAVDESS's fixed statements) get those as text instead, so that the model learns to fall back on the
+audio when the words carry no emotion; EmoDB has no transcript and nEMO's is Polish, and the live ASR is English, so
+those clips are never heard with their own words. Each clip is heard in one of the config's renderings (a phone
+line...; training/renderings.py), modality dropout (``drop_modalities``) teaches each modality alone, and
+``text_only`` training utterances of each text corpus are added text-only, so that the text side sees every text
+corpus's real label distribution.
+Early stopping on the mean of four dev scores, each the mean over corpora of the corpus's own metric with the argmax
+restricted to its classes (``per_corpus_score``): dev-speaker clips paired with dev text (fused), the clips' audio
+alone, the clips with their own words (where any have them), the text corpora's dev splits alone. The stream meets
+all four situations. Test splits are scored only after training, on the exported bundle.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
 from emostream.training.config import TrainConfig
-from emostream.training.corpora import load_corpora
+from emostream.training.corpora import load_corpora, load_more, merged, per_corpus_score
 from emostream.training.data.manifest import load_manifest
+from emostream.training.data.records import Utterance
 from emostream.training.data_card import fused_data_card
 from emostream.training.evaluate import evaluate
 from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
@@ -44,6 +50,7 @@ from emostream.training.manifest_inputs import manifest_frames, manifest_inputs
 from emostream.training.metrics import scores, summary
 from emostream.training.model_card import fused_model_card, manifest_model_card
 from emostream.training.pairs import match_labels, paired_inputs
+from emostream.training.renderings import renderings
 from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
 from emostream.training.speaker_frames import normalised_splits
 from emostream.training.temperature import calibrate_output
@@ -140,76 +147,118 @@ def fit_fused(model: EmotionModel, cfg: TrainConfig, epoch_groups: Callable[[], 
             "epochs_run": loop.epoch, "stopped_by_budget": loop.stopped_by_budget, "train_loss": loop.loss}
 
 
-def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
-                       every: int = 1, resume: bool = False, device: torch.device | str = "cpu") -> TrainingRun:
-    """Trains ``cfg.model`` jointly, exports the bundle to ``out``, scores it on the held-out test splits.
+def own_words(u: Utterance) -> bool:
+    """Whether a clip's own transcript can be its text: English words, which the live (English) ASR could hear."""
+    return bool(u.text) and u.language == "en"
 
-    The loop's checkpoint goes to ``reports/checkpoints/fused.pt``; ``resume`` continues from it."""
+
+@dataclass
+class PairsRun:
+    """What ``fit_pairs`` leaves besides the trained model."""
+
+    prior: SpeakerPrior | None  # the speaker prior the audio was normalised with (None: no normalisation)
+    run: dict[str, Any]  # fit_fused's summary
+    dev_inputs: list[UtteranceInput]  # the dev sets an output temperature is fitted on: pairs, audio, text alone
+    dev_y: np.ndarray
+
+
+def fit_pairs(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utterance]],
+              read: dict[str, list[Utterance]], cache_dir: Path, ckpt: Checkpoint | None,
+              device: torch.device | str) -> PairsRun:
+    """Trains ``model`` on label-matched pairs of the clips ``heard["train"]`` (audio corpora) and the utterances
+    ``read["train"]`` (text corpora), early-stopped on their "dev" splits, as the module docstring says."""
     ft = cfg.fused_training
-    assert ft is not None and cfg.splits is not None, "run_fused_training needs fused_training and splits"
-    t0 = time.time()
-    ckpt = run_checkpoints(reports / "checkpoints", ("fused",), fingerprint(cfg, every), resume)["fused"]
-    dims = cfg.dims()
-    meld, rav = load_corpora(cfg, data_dir, every)
-    texts = [u.text for s in meld.values() for u in s] + [u.text for s in rav.values() for u in s]
-    sentences, tokens = text_features(texts, cfg.text_encoder, cache_dir)
-    prior, frames = normalised_splits({k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad,
-                                                       cache_dir) for k, v in rav.items() if k != "test"},
-                                      rav, cfg.speaker_norm_frames)
-
-    model = new_model(cfg, dims)
+    assert ft is not None, "fit_pairs needs a fused_training section"
+    dims = model.dims
+    spoken = {k: [u if own_words(u) else replace(u, text="") for u in v] for k, v in heard.items()}
+    sentences, tokens = text_features([u.text for s in (*read.values(), *spoken.values()) for u in s],
+                                      cfg.text_encoder, cache_dir)
+    raw = {k: audio_frames([u.audio for u in v if u.audio], cfg.features, cfg.vad, cache_dir) for k, v in heard.items()}
+    prior, frames = normalised_splits(raw, heard, cfg.speaker_norm_frames)
     norm = getattr(model, "norm", None)
     if norm is not None:
         train_frames = torch.cat(frames["train"])
         norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
+        del train_frames
+    views = list(renderings(cfg, ft, heard["train"], raw["train"], prior, cache_dir))
+    views.insert(0, (1.0 - sum(p for p, _ in views), frames["train"]))  # the clean steady state keeps the rest
+    del raw
 
-    meld_in = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in meld.items()}
-    statement_in = {k: dialogue_inputs(rav[k], sentences, dims, audio=frames[k], tokens=tokens) for k in frames}
-    y_meld = {k: label_array(v, LABELS) for k, v in meld.items()}
-    y_rav = {k: label_array(rav[k], LABELS) for k in frames}
+    text_in = {k: dialogue_inputs(v, sentences, dims, tokens=tokens) for k, v in read.items()}
+    own_in = {k: dialogue_inputs(v, sentences, dims, audio=frames[k], tokens=tokens) for k, v in spoken.items()}
+    y_audio = {k: label_array(v, LABELS) for k, v in heard.items()}
+    y_text = {k: label_array(v, LABELS) for k, v in read.items()}
 
-    a_dev, t_dev = match_labels(y_rav["dev"], y_meld["dev"], np.random.default_rng(cfg.seed), per_clip=2)
+    a_dev, t_dev = match_labels(y_audio["dev"], y_text["dev"], np.random.default_rng(cfg.seed), per_clip=2)
+    with_words = [i for i, u in enumerate(spoken["dev"]) if u.text]
     dev_sets = {
-        "pairs_fused_ua": (paired_inputs(frames["dev"], meld_in["dev"], a_dev, t_dev), y_rav["dev"][a_dev]),
-        "audio_ua": (audio_only(statement_in["dev"]), y_rav["dev"]),
-        "statement_fused_ua": (statement_in["dev"], y_rav["dev"]),
-        "meld_text_wf1": (meld_in["dev"], y_meld["dev"]),
+        "pairs_fused": (paired_inputs(frames["dev"], text_in["dev"], a_dev, t_dev), [heard["dev"][i] for i in a_dev]),
+        "audio": (audio_only(own_in["dev"]), heard["dev"]),
+        "own_words_fused": ([own_in["dev"][i] for i in with_words], [heard["dev"][i] for i in with_words]),
+        "text": (text_in["dev"], read["dev"]),
     }
+    dev_sets = {name: (inputs, utts) for name, (inputs, utts) in dev_sets.items() if utts}  # e.g. no English clip
 
     def dev_score() -> tuple[float, dict[str, float]]:
-        parts = {}
-        for name, (inputs, y) in dev_sets.items():
-            r = scores(y, predict(model, inputs).argmax(1), LABELS)
-            parts[name] = r["weighted_f1"] if name.endswith("wf1") else r["unweighted_recall"]
+        parts = {name: per_corpus_score(utts, predict(model, inputs), LABELS)
+                 for name, (inputs, utts) in dev_sets.items()}
         return float(np.mean(list(parts.values()))), parts
 
-    w_pair = class_weights(y_rav["train"], dims.num_classes, ft.class_weighting)
-    w_text = class_weights(y_meld["train"], dims.num_classes, ft.text_class_weighting)
+    w_pair = class_weights(y_audio["train"], dims.num_classes, ft.class_weighting)
+    w_text = class_weights(y_text["train"], dims.num_classes, ft.text_class_weighting)
+    text_corpora = [u.corpus for u in read["train"]]
+    by_corpus = [np.flatnonzero(np.array(text_corpora) == c) for c in dict.fromkeys(text_corpora)]
+    has_words = np.array([bool(u.text) for u in spoken["train"]])
+    p_view = np.array([p for p, _ in views]).clip(min=0.0)
     rng = np.random.default_rng(cfg.seed)
 
     def epoch_groups() -> list[Group]:
-        a_idx, t_idx = match_labels(y_rav["train"], y_meld["train"], rng)
-        neutral = rng.random(len(a_idx)) < ft.neutral_text
-        matched = paired_inputs(frames["train"], meld_in["train"], a_idx, t_idx)
-        pairs = [statement_in["train"][i] if neutral[k] else matched[k] for k, i in enumerate(a_idx)]
-        text_pick = rng.choice(len(meld_in["train"]), size=min(ft.meld_text_only, len(meld_in["train"])),
-                               replace=False)
-        return [Group(pairs, y_rav["train"][a_idx], w_pair, True),
-                Group([meld_in["train"][i] for i in text_pick], y_meld["train"][text_pick], w_text, False)]
+        heard_as = rng.choice(len(views), size=len(has_words), p=p_view / p_view.sum())  # each clip's rendering
+        audio = [views[v][1][i] for i, v in enumerate(heard_as)]
+        a_idx, t_idx = match_labels(y_audio["train"], y_text["train"], rng)
+        own = (rng.random(len(a_idx)) < ft.neutral_text) & has_words[a_idx]
+        matched = paired_inputs(audio, text_in["train"], a_idx, t_idx)
+        pairs = [replace(own_in["train"][i], audio=audio[i]) if own[k] else matched[k] for k, i in enumerate(a_idx)]
+        text_pick = np.concatenate([rng.choice(idx, size=min(ft.text_only, len(idx)), replace=False)
+                                    for idx in by_corpus])
+        return [Group(pairs, y_audio["train"][a_idx], w_pair, True),
+                Group([text_in["train"][i] for i in text_pick], y_text["train"][text_pick], w_text, False)]
 
     run = fit_fused(model, cfg, epoch_groups, dev_score, rng, ckpt=ckpt, device=device)
+    calibration = [dev_sets[k] for k in ("pairs_fused", "audio", "text") if k in dev_sets]
+    return PairsRun(prior, run, [x for inputs, _ in calibration for x in inputs],
+                    label_array([u for _, utts in calibration for u in utts], LABELS))
+
+
+def run_fused_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
+                       every: int = 1, resume: bool = False, device: torch.device | str = "cpu") -> TrainingRun:
+    """Trains ``cfg.model`` jointly on the config's audio and text corpora (``fit_pairs``), exports the bundle to
+    ``out``, scores it on the held-out test splits (MELD, RAVDESS, the label-matched pairs, every further corpus).
+
+    ``every`` > 1 keeps every n-th dialogue/clip of each split (smoke runs; the data card says so). The loop's
+    checkpoint goes to ``reports/checkpoints/fused.pt``; ``resume`` continues from it."""
+    ft = cfg.fused_training
+    assert ft is not None and cfg.splits is not None, "run_fused_training needs fused_training and splits"
+    t0 = time.time()
+    ckpt = run_checkpoints(reports / "checkpoints", ("fused",), fingerprint(cfg, every), resume)["fused"]
+    meld, rav = load_corpora(cfg, data_dir, every)
+    audio_more, text_more = load_more(cfg.audio_corpora, data_dir, every), load_more(cfg.text_corpora, data_dir, every)
+    heard = {k: merged(rav, audio_more, k) for k in ("train", "dev")}
+    read = {k: merged(meld, text_more, k) for k in ("train", "dev")}
+    model = new_model(cfg, cfg.dims())
+    fit = fit_pairs(cfg, model, heard, read, cache_dir, ckpt, device)
     temperature = None
     if ft.calibrate:
-        dev_in = dev_sets["pairs_fused_ua"][0] + dev_sets["audio_ua"][0] + dev_sets["meld_text_wf1"][0]
-        dev_y = np.concatenate([dev_sets[k][1] for k in ("pairs_fused_ua", "audio_ua", "meld_text_wf1")])
-        temperature = calibrate_output(model, dev_in, dev_y)
+        temperature = calibrate_output(model, fit.dev_inputs, fit.dev_y)
         log.info("output temperature fitted on dev: %.3f", temperature)
 
-    training = {"run": run, "temperature": temperature, "seconds": round(time.time() - t0, 1),
+    training = {"run": fit.run, "temperature": temperature, "seconds": round(time.time() - t0, 1),
                 "subsample_every": every, "device": str(device)}
-    bundle = export_bundle(cfg, model, fused_data_card(cfg, rav, meld, training), fused_model_card, out, prior)
+    more = audio_more | text_more
+    bundle = export_bundle(cfg, model, fused_data_card(cfg, rav, meld, training, more), fused_model_card, out,
+                           fit.prior)
     results: dict = {}
-    for corpus in ("meld", "ravdess", "pairs"):
+    for corpus in ("meld", "ravdess", "pairs", *more):
         results.update(evaluate(bundle, corpus, "test", data_dir, cache_dir, reports, every))
     bundle.meta.scores = {name: summary(r) for name, r in results.items()}
     save_bundle(out, model, bundle.meta, fused_model_card(bundle.meta, results))

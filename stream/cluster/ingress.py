@@ -68,7 +68,7 @@ class ReportedCalls(Calls):
 @serve.ingress()
 class CallIngress:
     def __init__(self, cfg: Config, token_digests: tuple[bytes, ...], watcher: DeploymentHandle,
-                 asr: DeploymentHandle, features: DeploymentHandle, text: DeploymentHandle,
+                 asr: DeploymentHandle, features: DeploymentHandle | None, text: DeploymentHandle,
                  inference: DeploymentHandle) -> None:
         self.cfg, self.digests = cfg, token_digests
         self.publishers = publishers_for(cfg)

@@ -7,22 +7,24 @@ import torch
 from ray.serve.handle import DeploymentHandle
 
 from emostream.models.bundle import load_bundle
-from emostream.stream.cluster.services import RayAsr, RayClassifier, RayExtractor, RayTextEncoder
+from emostream.stream.cluster.models import replica_device
+from emostream.stream.cluster.services import RayAsr, RayClassifier, RayExtractor, RayStates, RayTextEncoder
 from emostream.stream.config import Config
 from emostream.stream.services.device import resolve_device
 from emostream.stream.services.runtime import Runtime, bundle_path
 from emostream.stream.stages.speakers import SpeakerEncoder
 
 
-def cluster_runtime(cfg: Config, asr: DeploymentHandle, features: DeploymentHandle, text: DeploymentHandle,
+def cluster_runtime(cfg: Config, asr: DeploymentHandle, features: DeploymentHandle | None, text: DeploymentHandle,
                     inference: DeploymentHandle) -> Runtime:
+    """``features`` None: the bundle's features come from the ASR replicas' own encodes (``models.py``)."""
     torch.set_num_threads(1)
-    device = resolve_device(cfg.model.device)
+    device = resolve_device(replica_device(cfg, cfg.cluster.ingress))
     bundle = load_bundle(bundle_path(cfg), device)  # small; its labels, dims and ids shape every call's events
     return Runtime(
         bundle=bundle,
         asr=RayAsr(asr),
-        features=RayExtractor(features),
+        features=RayStates(asr) if features is None else RayExtractor(features),
         encoder=RayTextEncoder(text, bundle.meta.text_encoder),
         inference=RayClassifier(inference),
         # Speaker turns are per-call state and a small model: kept beside the call, not a deployment.

@@ -1,5 +1,6 @@
 """The services of ``stream/services/interface.py`` backed by Ray Serve deployments (``models.py``), so that the
-stages of a call run unchanged in an ingress replica while the models run wherever Ray placed them.
+stages of a call run unchanged in an ingress replica while the models run wherever Ray placed them. Tensors travel
+as NumPy arrays (``wire.py``).
 
 A request whose model replica dies (a crash, a lost node) is sent again: Ray Serve restarts the replica or routes
 to another one, so a final event is late rather than lost. After ``ATTEMPTS`` deaths in a row the error reaches
@@ -23,6 +24,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from emostream.models.collate import UtteranceInput
 from emostream.models.text_encoder import TextEncoderSpec, TextEncoding
+from emostream.stream.cluster.wire import from_wire, to_wire
 from emostream.stream.messages import Transcript
 from emostream.stream.services.inference import Scores
 
@@ -71,12 +73,37 @@ class RayAsr:
         pass
 
 
+class RayStates:
+    """The ``SharedEncoder`` on the cluster: an utterance's pass is one request to the ASR deployment, which
+    encodes it once and returns both its final transcript and the bundle's frames (``AsrModel.one_pass``)."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    def start(self, audio: np.ndarray) -> RayPass:
+        return RayPass(asyncio.ensure_future(_call("asr", lambda: self.handle.one_pass.remote(audio))))
+
+
+class RayPass:
+    """Both halves await the one reply shielded: one stage dropping its speculation must not cancel the other's."""
+
+    def __init__(self, reply: asyncio.Future[tuple[Transcript, np.ndarray]]) -> None:
+        self.reply = reply
+
+    async def frames(self) -> torch.Tensor:
+        return from_wire((await asyncio.shield(self.reply))[1])
+
+    async def transcript(self) -> Transcript:
+        return (await asyncio.shield(self.reply))[0]
+
+
 class RayClassifier:
     def __init__(self, handle: DeploymentHandle) -> None:
         self.handle = handle
 
     async def classify(self, item: UtteranceInput) -> Scores:
-        return await _call("inference", lambda: self.handle.classify.remote(item))
+        wired = to_wire(item)
+        return await _call("inference", lambda: self.handle.classify.remote(wired))
 
     async def close(self) -> None:
         pass
@@ -87,8 +114,8 @@ class RayExtractor:
         self.handle = handle
 
     def __call__(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [_call_blocking("features", lambda w=w: self.handle.extract.remote(w)) for w in waves]
-        return _padded(rows)
+        rows = [_call_blocking("features", lambda w=w: self.handle.extract.remote(w)) for w in to_wire(tuple(waves))]
+        return _padded(list(from_wire(tuple(rows))))
 
 
 class RayTextEncoder:
@@ -96,7 +123,7 @@ class RayTextEncoder:
         self.handle, self.spec = handle, spec
 
     def encode(self, texts: list[str]) -> TextEncoding:
-        rows = [_call_blocking("text", lambda t=t: self.handle.encode.remote(t)) for t in texts]
+        rows = from_wire(tuple(_call_blocking("text", lambda t=t: self.handle.encode.remote(t)) for t in texts))
         tokens, mask = _padded([r.tokens[0] for r in rows])
         return TextEncoding(torch.cat([r.sentence for r in rows]), tokens, mask)
 

@@ -3,7 +3,7 @@ Ray Serve deployments on a cluster (``stream/cluster/services.py``). Stages are 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,6 +30,25 @@ class Classifier(Protocol):
 class FeatureExtractor(Protocol):
     def __call__(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms → ``(B, T, dim)`` feature frames and their ``(B, T)`` mask; called from worker threads."""
+
+
+class OnePass(Protocol):
+    """One utterance's Whisper encoder pass, started once and read by two stages at their own times: the features
+    stage takes the bundle's frames, the transcription stage the final transcript (issue 16)."""
+
+    async def frames(self) -> torch.Tensor:
+        """``(T, dim)`` float32 on the CPU: the bundle's feature frames of the utterance."""
+
+    async def transcript(self) -> Transcript: ...
+
+
+@runtime_checkable  # the wiring (pipeline.py) tells it from a FeatureExtractor
+class SharedEncoder(Protocol):
+    """The ASR's encoder when its states are the bundle's features (``shared_states.why_not_shared``): in place of
+    a :class:`FeatureExtractor`, one pass per utterance serves both the features and the final decode."""
+
+    def start(self, audio: np.ndarray) -> OnePass:
+        """Starts the pass of ``audio`` (16 kHz mono) now, on the running event loop."""
 
 
 class SentenceEncoder(Protocol):

@@ -23,7 +23,7 @@ from emostream.stream.observe.metrics import PrometheusExporter
 from emostream.stream.services.asr import AsrService, Transcriber
 from emostream.stream.services.device import resolve_device
 from emostream.stream.services.inference import EmotionClassifier, InferenceService
-from emostream.stream.services.interface import Asr, Classifier, FeatureExtractor, SentenceEncoder
+from emostream.stream.services.interface import Asr, Classifier, FeatureExtractor, SentenceEncoder, SharedEncoder
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
 from emostream.stream.stages.speakers import SpeakerEncoder
 
@@ -36,8 +36,8 @@ class Runtime:
 
     bundle: Bundle
     asr: Asr
-    # SharedStates: the bundle's features come from the ASR's own encoder pass (shared_states.py).
-    features: FeatureExtractor | SharedStates
+    # SharedEncoder: the bundle's features come from the ASR's own encoder pass (shared_states.py).
+    features: FeatureExtractor | SharedEncoder
     encoder: SentenceEncoder
     inference: Classifier
     speaker_encoder: SpeakerEncoder | None

@@ -9,13 +9,17 @@ per utterance, the largest single cost after the decode. A bundle that also read
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
 import torch
 
 from emostream.models.features import FeatureSpec
 from emostream.models.functionals import Functionals
 from emostream.models.whisper_states import HOP, MAX_WINDOW_S
 from emostream.stream.config import AsrConfig
-from emostream.stream.services.asr import AsrService
+from emostream.stream.messages import Transcript
+from emostream.stream.services.asr import FINAL, AsrService
 from emostream.stream.services.whisper_engine import Encoding
 from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig
 
@@ -40,12 +44,16 @@ def why_not_shared(spec: FeatureSpec, asr: AsrConfig, vad: VadConfig, device: to
 
 
 class SharedStates:
-    """The feature extractor of a bundle whose features the ASR's encodes give: ``asr.encode`` once per
-    utterance, then :meth:`frames`, exactly the states ``WhisperStates`` computes from its own pass."""
+    """The feature extractor of a bundle whose features the ASR's encodes give (a ``SharedEncoder``):
+    ``asr.encode`` once per utterance, then :meth:`frames`, exactly the states ``WhisperStates`` computes from its
+    own pass. In a cluster the ASR replica holds one and answers the ingress's passes with it (cluster/models.py)."""
 
     def __init__(self, asr: AsrService, functionals: Functionals | None = None) -> None:
         self.asr = asr
         self.functionals = functionals  # the bundle's utterance functionals, appended to the states' frames
+
+    def start(self, audio: np.ndarray) -> LocalPass:
+        return LocalPass(self, audio)
 
     @staticmethod
     def frames(encoding: Encoding) -> torch.Tensor:
@@ -58,3 +66,25 @@ class SharedStates:
         """``frames`` ``(T, dim)`` with the utterance's functionals ``(F,)`` appended to each, as
         ``models.functionals.WithFunctionals`` appends them to the extractor's own frames."""
         return torch.cat([frames, values.to(frames.dtype).expand(len(frames), -1)], dim=-1)
+
+
+class LocalPass:
+    """One utterance's encode in this process: its frames as soon as it is done, its transcript decoded from it.
+    Both halves await it shielded: one stage dropping its speculation must not cancel what the other awaits."""
+
+    def __init__(self, states: SharedStates, audio: np.ndarray) -> None:
+        self.states, self.audio = states, audio
+        self.encoding = asyncio.ensure_future(states.asr.encode(audio, FINAL))
+
+    async def frames(self) -> torch.Tensor:
+        """The encode's states, and the utterance's functionals where the bundle reads them (openSMILE, in a thread
+        while the encode runs: tens of milliseconds of its own)."""
+        functionals = self.states.functionals
+        if functionals is None:
+            return self.states.frames(await asyncio.shield(self.encoding))
+        encoding, values = await asyncio.gather(asyncio.shield(self.encoding),
+                                                asyncio.to_thread(functionals, [torch.from_numpy(self.audio)]))
+        return self.states.with_functionals(self.states.frames(encoding), values[0])
+
+    async def transcript(self) -> Transcript:
+        return await self.states.asr.decode(await asyncio.shield(self.encoding), FINAL)

@@ -22,6 +22,7 @@ import numpy as np
 
 from emostream.stream.errors import UserError
 from emostream.stream.messages import AudioFrame, EndOfStream
+from emostream.stream.sources.resample import LiveResampler
 from emostream.stream.stages.vad import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -216,11 +217,7 @@ async def capture(
     log.info("capturing from %r (index %d) at %d Hz, %d channel(s)%s", info["name"], info["index"], rate,
              channels, "" if rate == SAMPLE_RATE else f", resampled to {SAMPLE_RATE} Hz")
 
-    resampler = None
-    if rate != SAMPLE_RATE:
-        import soxr
-
-        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, channels, dtype="int16")
+    resampler = LiveResampler(rate, SAMPLE_RATE, channels)
     framer = _Framer(stream_id, channels, frame_samples, stats)
     error = ""
     stop_wait = asyncio.ensure_future(stop.wait())
@@ -250,10 +247,8 @@ async def capture(
     while not queue.empty():
         for frame in framer.push(*_convert(queue.get_nowait(), resampler, blocksize)):
             yield frame
-    if resampler is not None:
-        tail = resampler.resample_chunk(np.zeros((0, channels), np.int16), last=True)
-        for frame in framer.push(tail.T, time.monotonic(), flush=True):
-            yield frame
+    for frame in framer.push(resampler.flush(), time.monotonic(), flush=True):
+        yield frame
     if stats.overruns or stats.dropped_frames:
         log.warning("microphone: %d input overrun(s), %d dropped frame(s) in %d frames", stats.overruns,
                     stats.dropped_frames, stats.frames)
@@ -261,15 +256,13 @@ async def capture(
 
 
 def _convert(
-    item: tuple[np.ndarray, float, int], resampler: Any, blocksize: int
+    item: tuple[np.ndarray, float, int], resampler: LiveResampler, blocksize: int
 ) -> tuple[np.ndarray, float]:
     """A queued block as (channels, n) int16 at 16 kHz, preceded by silence for blocks dropped before it."""
     block, wall, gap = item
     if gap:
         block = np.concatenate([np.zeros((block.shape[0], gap * blocksize), np.int16), block], axis=1)
-    if resampler is not None:
-        block = np.ascontiguousarray(resampler.resample_chunk(np.ascontiguousarray(block.T)).T)
-    return block, wall
+    return resampler(block), wall
 
 
 class _Framer:

@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncIterator
 
 import numpy as np
-import soxr
 
 from emostream.stream.messages import AudioFrame, EndOfStream
+from emostream.stream.sources.resample import LiveResampler
 from emostream.stream.stages.vad import SAMPLE_RATE
 
 
@@ -62,8 +62,7 @@ class NetworkSource:
             self._late_error = error
 
     async def __call__(self, stop: asyncio.Event) -> AsyncIterator[AudioFrame | EndOfStream]:
-        resampler = (soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, self.channels, dtype="int16")
-                     if self.sample_rate != SAMPLE_RATE else None)
+        resampler = LiveResampler(self.sample_rate, SAMPLE_RATE, self.channels)
         framer = _Framer(self.stream_id, self.channels, self.frame_samples)
         error = ""
         stop_wait = asyncio.ensure_future(stop.wait())
@@ -85,22 +84,15 @@ class NetworkSource:
                     error = item
                     break
                 block, wall = item
-                if resampler is not None:
-                    block = np.ascontiguousarray(resampler.resample_chunk(np.ascontiguousarray(block.T)).T)
-                for frame in framer.push(block, wall):
+                for frame in framer.push(resampler(block), wall):
                     yield frame
         finally:
             stop_wait.cancel()
             self._finished = True
             while not self._queue.empty():  # wakes a handler waiting to push
                 self._queue.get_nowait()
-        if resampler is not None:
-            tail = resampler.resample_chunk(np.zeros((0, self.channels), np.int16), last=True)
-            for frame in framer.push(np.ascontiguousarray(tail.T), time.monotonic(), flush=True):
-                yield frame
-        else:
-            for frame in framer.push(np.zeros((self.channels, 0), np.int16), time.monotonic(), flush=True):
-                yield frame
+        for frame in framer.push(resampler.flush(), time.monotonic(), flush=True):
+            yield frame
         yield EndOfStream(self.stream_id, frames=framer.index, peak=framer.peak / 32768.0, error=error)
 
 

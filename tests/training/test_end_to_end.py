@@ -3,11 +3,13 @@ emo-eval scores the exported bundle; the caches return what they stored."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 
@@ -78,6 +80,29 @@ def test_audio_cache_returns_stored_frames_and_keys_on_settings(tmp_path: Path, 
     assert all(f.shape[1] == FeatureSpec().dim and len(f) > 10 for f in first)
     audio_frames(paths, FeatureSpec(), VadConfig(aggressiveness=3), tmp_path / "cache")
     assert len(list((tmp_path / "cache" / "audio").glob("*.npy"))) == 4
+
+
+def test_whisper_states_come_from_a_cached_wider_front_end_only_where_exact(tmp_path: Path, ravdess_clip) -> None:
+    """Tiny.en states capped at 500 frames without functionals are read from a cached 1000-frame entry with eGeMAPS
+    (its first columns) for a clip within the smaller cap, equal to computing them; a longer clip, which the smaller
+    cap cuts before encoding, is computed and stored."""
+    short = ravdess_clip(tmp_path, "05", "01", 1)
+    t = np.arange(12 * 16000) / 16000
+    long_clip = tmp_path / "long.flac"
+    sf.write(long_clip, (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2).astype(np.float32),
+             16000)
+    wide = FeatureSpec(kind="whisper", hop_ms=20.0, deltas=False, functionals="egemaps")
+    narrow = dataclasses.replace(wide, functionals="", max_frames=500)
+    cache = tmp_path / "cache"
+    stored = audio_frames([short, long_clip], wide, VadConfig(), cache)
+    assert len(stored[1]) > 500 and stored[0].shape[1] == narrow.dim + 88
+    got = audio_frames([short, long_clip], narrow, VadConfig(), cache)
+    assert len(list((cache / "audio").glob("*.npy"))) == 3  # the long clip's own entry only
+    assert torch.equal(got[0], stored[0][:, : narrow.dim]) and len(got[1]) == 500
+    fresh = audio_frames([short, long_clip], narrow, VadConfig(), tmp_path / "fresh")
+    for a, b in zip(got, fresh, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert not torch.allclose(got[1], stored[1][:500, : narrow.dim], atol=1e-3)  # cut before encoding: not a slice
 
 
 def test_cli_errors_are_one_line_and_specific(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

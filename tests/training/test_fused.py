@@ -130,6 +130,14 @@ def test_fused_config_errors_name_the_key() -> None:
     del bad["splits"]
     with pytest.raises(ConfigError, match="missing key splits"):
         parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    bad["fused_training"]["meld_text_only"] = 3000  # renamed: text_only draws from every text corpus
+    with pytest.raises(ConfigError, match=r"unknown key fused_training\.meld_text_only"):
+        parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    bad["fused_training"]["per_corpus"] = 500
+    with pytest.raises(ConfigError, match=r"fused_training\.per_corpus: fused training pairs every training clip"):
+        parse_config(bad)
 
 
 def test_temperature_fit_and_fold_are_exact() -> None:
@@ -312,29 +320,53 @@ def test_manifest_train_eval_load(tmp_path: Path) -> None:
 
 
 def test_fused_run_on_real_corpora_exports_and_scores_pairs(real_data: Path, tmp_path: Path) -> None:
-    """run_fused_training on every 40th dialogue/clip of the real corpora: the exported bundle reloads to the same
-    outputs and carries held-out scores for MELD, RAVDESS and the label-matched pairs."""
+    """run_fused_training of a seed config on every 40th dialogue/clip of the real corpora it names (RAVDESS, EmoDB,
+    nEMO; MELD, GoEmotions): the exported bundle reloads to the same outputs and carries held-out scores for every
+    corpus and for the label-matched pairs."""
+    for name in ("emodb", "nemo", "goemotions"):
+        if not (real_data / name).is_dir():
+            pytest.skip(f"{name} not found under {real_data}")
     torch.set_num_threads(1)
     from emostream.training.fused import run_fused_training
 
     cfg = load_config(REPO_ROOT / "configs" / "cbla_bilstm.yaml")
-    cfg = dataclasses.replace(cfg, fused_training=dataclasses.replace(cfg.fused_training, epochs=1, meld_text_only=200))
+    cfg = dataclasses.replace(cfg, fused_training=dataclasses.replace(cfg.fused_training, epochs=1, text_only=200))
     out = tmp_path / "bundle"
     run = run_fused_training(cfg, real_data, out, tmp_path / "cache", tmp_path / "reports", every=40)
     manifest = json.loads((out / "bundle.json").read_text())
     assert {"meld_test_text", "ravdess_test_audio", "ravdess_test_fused", "pairs_test_fused", "pairs_test_audio",
-            "pairs_test_text"} <= set(manifest["scores"])
+            "pairs_test_text", "emodb_test_audio", "nemo_test_audio_telephone", "goemotions_test_text"} \
+        <= set(manifest["scores"])
     # three MELD partners per clip; a subsampled MELD test may lack a label, whose clips then go unpaired
     assert 0 < manifest["scores"]["pairs_test_fused"]["n"] <= 3 * manifest["scores"]["ravdess_test_audio"]["n"]
     assert manifest["scores"]["pairs_test_fused"]["n"] % 3 == 0
-    assert manifest["data_card"]["training"]["temperature"] > 0
+    training = manifest["data_card"]["training"]
+    assert training["temperature"] > 0
+    # dev: every audio corpus's dev speakers (paired, and alone), RAVDESS's with their statements, the text dev splits
+    assert set(training["run"]["dev_parts"]) == {"pairs_fused", "audio", "own_words_fused", "text"}
+    assert set(manifest["data_card"]["corpora"]) == {"emodb", "nemo", "goemotions"}
     card = (out / "MODEL_CARD.md").read_text()
     assert "label-matched" in card and "CC BY-NC-SA 4.0" in card and "Smoke run" in card
+    assert "RAVDESS + emodb + nemo" in card and "MELD + goemotions" in card and "Further corpora" in card
     bundle = load_bundle(out)
     dims = cfg.dims()
     items = [UtteranceInput(audio=torch.randn(30, dims.audio_dim), sentence=torch.randn(dims.text_dim), tokens=None)]
     with torch.no_grad():
         assert torch.equal(run.model.eval()(collate(items, dims)), bundle.model(collate(items, dims)))
+
+
+def test_only_english_clips_are_heard_with_their_own_words() -> None:
+    """The live ASR is English: RAVDESS's statements may be a clip's text, nEMO's Polish transcripts and EmoDB's
+    missing ones never are (their clips always get a label-matched partner)."""
+    from emostream.training.data.records import Utterance
+    from emostream.training.fused import own_words
+
+    ravdess = Utterance(audio=Path("a.flac"), text="Kids are talking by the door", label="anger", speaker="actor01",
+                        dialogue="d", turn=0, corpus="ravdess")
+    assert own_words(ravdess)
+    assert not own_words(dataclasses.replace(ravdess, text="Dzieci rozmawiają przy drzwiach", language="pl",
+                                             corpus="nemo"))
+    assert not own_words(dataclasses.replace(ravdess, text="", language="de", corpus="emodb"))
 
 
 def test_text_only_batches_leave_batch_norm_statistics_alone() -> None:

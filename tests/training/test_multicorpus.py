@@ -103,3 +103,21 @@ def test_leave_one_corpus_out_table(more_data: Path, tmp_path: Path) -> None:
     rows = [line for line in table.splitlines() if line.startswith("| emodb | ")]
     assert [r.split(" | ")[1] for r in rows] == ["clean", "first", "telephone"]
     assert (out / "emodb_telephone.png").is_file() and json.loads((out / "cross_corpus.json").read_text())["results"]
+
+
+def test_leave_one_corpus_out_runs_a_seed_recipe(more_data: Path, tmp_path: Path) -> None:
+    """A fused seed config goes through the same table: in each fold the whole model trains on the other audio
+    corpora paired with the text corpora, early-stops on the fused dev mean, and the left-out corpus is scored
+    whole by voice alone."""
+    torch.set_num_threads(1)
+    data = yaml.safe_load((REPO_ROOT / "configs" / "melcnn_bigru.yaml").read_text())
+    data["fused_training"].update(epochs=1, text_only=100, max_minutes=0)
+    cfg = parse_config(data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld"]})
+    results = cross_corpus(cfg, more_data, tmp_path / "cache", tmp_path / "loco", ("audio", "text"), every=12)
+    assert set(results) == {"ravdess", "emodb"}  # one text corpus: nothing to leave out
+    emodb = results["emodb"]
+    assert emodb["trained_on"] == ["ravdess"] and 0 < emodb["dev"] <= 1
+    whole = sum(len(subsample(v, 12)) for v in CORPORA["emodb"].splits(more_data).values())
+    assert emodb["clean"]["n"] == emodb["telephone"]["n"] == emodb["first"]["n"] == whole
+    assert emodb["clean"]["classes"] == list(CORPORA["emodb"].classes)
+    assert "| emodb | telephone | ravdess |" in (tmp_path / "loco" / "table.md").read_text()

@@ -21,6 +21,7 @@ from emostream.stream.tools.bench.jobs import fast_runs, realtime_runs, run_in_s
 from emostream.stream.tools.bench.report import report, write
 from emostream.stream.tools.bench.server_mode import compare, telephone_copy
 from emostream.stream.tools.bench.slowdown import Slowdown, SlowdownUnavailable, check
+from emostream.stream.tools.bench.tables import fmt_load
 from emostream.stream.tools.bench.worker import worker_main
 
 
@@ -105,12 +106,16 @@ def collect(a: argparse.Namespace, workdir: Path) -> dict:
 
 def server_comparison(a: argparse.Namespace) -> int:
     root = repo_root()
+    loadavg_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="emo-bench-") as tmp:
         example = example_dialogue(root)
         dialogues = [shortened(example, 2, Path(tmp))] if a.quick else [example, *real_dialogues(root, Path(tmp))]
         result = compare(stream_counts(a.server_calls), dialogues, Path(tmp))
     result |= {"command": " ".join(["emo-bench", *sys.argv[1:]]), "machine": machine(),
-               "measured": datetime.datetime.now().isoformat(timespec="minutes"), "loadavg": os.getloadavg()}
+               "measured": datetime.datetime.now().isoformat(timespec="minutes"), "loadavg_before": loadavg_before,
+               "loadavg_after": os.getloadavg()}
+    result["markdown"] += (f"\nLoad average (1, 5, 15 min) before: {fmt_load(loadavg_before)}; after: "
+                           f"{fmt_load(result['loadavg_after'])} on {os.cpu_count()} cores.\n")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "server.json").write_text(json.dumps(result, indent=1) + "\n")
     (a.out / "server.md").write_text(result["markdown"])

@@ -30,6 +30,7 @@ from emostream.stream.tools.bench.configs import P95_LIMIT_MS
 from emostream.stream.tools.bench.dialogues import Dialogue, example_dialogue, repo_root, shortened
 from emostream.stream.tools.bench.scoring import match, pct
 from emostream.stream.tools.bench.server_mode import TOKEN, EventTail, calls, free_port, telephone_copy
+from emostream.stream.tools.bench.tables import fmt_load
 
 CLUSTER_CONFIG = """
 metrics: {{interval_s: 0}}
@@ -224,7 +225,3 @@ def cluster_main(counts: list[int], quick: bool, out: Path, command: str) -> int
         dialogues = [shortened(example, 2, Path(tmp))] if quick else [example]
         compare_cluster(counts, dialogues, Path(tmp), save)
     return 0
-
-
-def fmt_load(load: tuple[float, float, float]) -> str:
-    return ", ".join(f"{x:.2f}" for x in load)

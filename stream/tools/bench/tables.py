@@ -91,10 +91,14 @@ def consistency_text(consistency: dict[str, dict[str, int]]) -> str:
             f"replay: the same audio at different timing): {', '.join(parts) or '-'}.")
 
 
-def max_kept_up(runs: list[dict], config: str) -> int:
-    """The largest N such that this configuration kept up at every N up to it."""
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in load)
+
+
+def max_kept_up(rows: list[dict]) -> int:
+    """The largest N such that these rows (one configuration's) kept up at every N up to it."""
     best = 0
-    for r in sorted((r for r in runs if r["config"] == config), key=lambda r: r["streams"]):
+    for r in sorted(rows, key=lambda r: r["streams"]):
         if not r.get("kept_up"):
             break
         best = r["streams"]
@@ -110,7 +114,7 @@ def comparison(runs: list[dict], limit: str = "") -> tuple[str, dict]:
         ratios[n] = {q: round(a[q] / b[q], 3) if a[q] and b[q] else None for q in (50, 95)}
         rows.append([str(n), f"{fmt(a[50])} / {fmt(b[50])}", fmt(ratios[n][50], 2), f"{fmt(a[95])} / {fmt(b[95])}",
                      fmt(ratios[n][95], 2), f"{fmt(ours[n]['wer'], 3)} / {fmt(naive[n]['wer'], 3)}"])
-    kept = {c: max_kept_up(runs, c) for c in CONFIGS}
+    kept = {c: max_kept_up([r for r in runs if r["config"] == c]) for c in CONFIGS}
     text = f"### emo-stream vs naive (same run, {condition(limit)})\n\n" + table(
         ["streams", "final p50 ms (ours / naive)", "ratio p50", "final p95 ms (ours / naive)", "ratio p95",
          "WER (ours / naive)"], rows)

@@ -5,6 +5,11 @@ machines do not all allow (docs/cluster.md)."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import ray
+from ray import serve
 from ray.cluster_utils import Cluster
 from ray.util.state import list_actors
 
@@ -32,6 +37,14 @@ class RayCluster:
         actors = list_actors(address=self.address, filters=[("class_name", "=", f"ServeReplica:{app}:{deployment}"),
                                                              ("state", "=", "ALIVE")], detail=True)
         return {a.actor_id: a.node_id for a in actors}
+
+    def call(self, deployment: str, method: str, app: str = "emo-stream") -> Any:
+        """One request to a deployment's method, from this process connected to the cluster for it alone."""
+        ray.init(address=self.address, logging_level=logging.WARNING)
+        try:
+            return getattr(serve.get_deployment_handle(deployment, app), method).remote().result()
+        finally:
+            ray.shutdown()
 
     def shutdown(self) -> None:
         self.cluster.shutdown()

@@ -3,8 +3,9 @@ WebSockets (two Twilio, two native) from other processes, with the real models a
 
 Shows: the ingress replicas sit on both nodes (Ray's state API) and took two calls each (the replica named in each
 handshake); a wrong token is refused at the ingress; every call's events reach the bus (JSON Lines appended by
-both replicas) with every final emotion event there, matching the dialogue's ground truth; SIGTERM deletes the
-application and exits 0.
+both replicas) with every final emotion event there, matching the dialogue's ground truth; the ASR replica made
+one encoder pass per final, which gave the features too (no features deployment: the default bundle's features
+are its encoder states); SIGTERM deletes the application and exits 0.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
     try:
         ingress = ray_cluster.replicas("ingress")
         assert len(ingress) == 2 and set(ingress.values()) == ray_cluster.node_ids
-        models = {d: ray_cluster.replicas(d) for d in ("asr", "features", "text", "inference")}
+        models = {d: ray_cluster.replicas(d) for d in ("asr", "text", "inference")}
         assert all(len(r) == 1 for r in models.values()), models
+        assert not ray_cluster.replicas("features")  # the bundle's features come from the ASR's own encodes
 
         audio = ["--audio", str(dialogue.path), "--seconds", str(SECONDS), "--speed", "1"]
         calls = {"tw1": "twilio", "tw2": "twilio", "na1": "native", "na2": "native"}
@@ -89,6 +91,9 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
             assert estimated == {e["utterance_id"] for e in events}
             (summary,) = server.events(sid, "summary")
             assert summary["final"] and summary["utterances"] == 3
+        # one encoder pass per final, for its transcript and its features alike
+        finals = sum(len(server.events(sid)) for sid in calls)
+        assert ray_cluster.call("asr", "encoder_passes")["final"] == finals == 12
         # events asked for on the call's own socket came back on it too, through the ASGI ingress
         assert [e["utterance_id"] for e in results["na1"].messages("emotion")] == [
             e["utterance_id"] for e in server.events("na1")]

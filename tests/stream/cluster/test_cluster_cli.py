@@ -94,6 +94,22 @@ def test_deployment_options_follow_the_config():
     assert "num_replicas" not in scaled and scaled["max_replicas_per_node"] == 1
 
 
+def test_features_are_deployed_only_where_the_asr_encodes_cannot_give_them(tmp_path):
+    from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
+    from emostream.stream.cluster.models import replica_device, why_features_not_shared
+
+    spec = read_meta(DEFAULT_BUNDLE).features
+    cpu = load_config(None)
+    assert replica_device(cpu, cpu.cluster.asr) == "cpu"
+    assert why_features_not_shared(cpu, spec) == ""  # the default bundle on CPU replicas: one encode for both
+    path = tmp_path / "gpu.yaml"
+    path.write_text("cluster: {asr: {num_gpus: 0.25}}\n")
+    gpu = load_config(path)
+    assert replica_device(gpu, gpu.cluster.asr) == "cuda"  # auto: the GPU the replica reserves
+    assert replica_device(gpu, gpu.cluster.text) == "cpu"  # and none it did not
+    assert "the ASR is 'base'" in why_features_not_shared(gpu, spec)  # asr.model auto is base on a GPU
+
+
 def test_app_builder_reads_its_config_and_refuses_zeromq(tmp_path, monkeypatch):
     from ray.serve import Application
 

@@ -23,3 +23,6 @@ def test_server_mode_compares_live_calls_with_in_process_replay(tmp_path):
         assert 0 < row["live_ms"]["50"] <= row["live_ms"]["95"], (side, row)
         assert 0 < row["final_ms"]["50"] <= row["final_ms"]["95"], (side, row)
         assert 0.0 <= row["wer"] <= 0.6
+    server = result["server"][0]
+    assert server["kept_up"] == (server["all_finals"] and server["live_ms"]["95"] <= 1500.0)
+    assert "Most real-time calls kept up: in-process " in p.stdout and "Load average" in p.stdout
