@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,35 +109,30 @@ def test_every_seed_config_is_valid_and_fused() -> None:
         assert cfg.splits is not None and not set(cfg.splits.ravdess_test_actors) & set(cfg.splits.ravdess_train_actors)
 
 
-def test_fused_config_errors_name_the_key() -> None:
-    base = yaml.safe_load((REPO_ROOT / "configs" / "multab.yaml").read_text())
-    bad = json.loads(json.dumps(base))
-    bad["fused_training"]["modality_dropout"] = 0.6
-    with pytest.raises(ConfigError, match=r"fused_training.modality_dropout: must be in \[0, 0.5\)"):
-        parse_config(bad)
-    bad = json.loads(json.dumps(base))
-    bad["audio_training"] = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())["audio_training"]
-    with pytest.raises(ConfigError, match="either fused_training or audio_training"):
-        parse_config(bad)
-    bad = json.loads(json.dumps(base))
-    bad["fused_training"]["label_smoothing"] = 1.0
-    with pytest.raises(ConfigError, match=r"fused_training\.label_smoothing: must be in \[0, 1\)"):
-        parse_config(bad)
-    bad = json.loads(json.dumps(base))
-    bad["fused_training"]["neutral_txt"] = 0.1
-    with pytest.raises(ConfigError, match=r"unknown key fused_training\.neutral_txt"):
-        parse_config(bad)
-    bad = json.loads(json.dumps(base))
-    del bad["splits"]
-    with pytest.raises(ConfigError, match="missing key splits"):
-        parse_config(bad)
-    bad = json.loads(json.dumps(base))
-    bad["fused_training"]["meld_text_only"] = 3000  # renamed: text_only draws from every text corpus
-    with pytest.raises(ConfigError, match=r"unknown key fused_training\.meld_text_only"):
-        parse_config(bad)
-    bad = json.loads(json.dumps(base))
-    bad["fused_training"]["per_corpus"] = 500
-    with pytest.raises(ConfigError, match=r"fused_training\.per_corpus: fused training pairs every training clip"):
+def _set(section: str, key: str, value: Any) -> Callable[[dict], None]:
+    return lambda cfg: cfg[section].__setitem__(key, value)
+
+
+BAD_FUSED_CONFIGS = [
+    (_set("fused_training", "modality_dropout", 0.6), r"fused_training.modality_dropout: must be in \[0, 0.5\)"),
+    (lambda cfg: cfg.__setitem__("audio_training", yaml.safe_load(
+        (REPO_ROOT / "configs" / "baseline.yaml").read_text())["audio_training"]),
+     "either fused_training or audio_training"),
+    (_set("fused_training", "label_smoothing", 1.0), r"fused_training\.label_smoothing: must be in \[0, 1\)"),
+    (_set("fused_training", "neutral_txt", 0.1), r"unknown key fused_training\.neutral_txt"),
+    (lambda cfg: cfg.pop("splits"), "missing key splits"),
+    # renamed: text_only draws from every text corpus
+    (_set("fused_training", "meld_text_only", 3000), r"unknown key fused_training\.meld_text_only"),
+    (_set("fused_training", "per_corpus", 500),
+     r"fused_training\.per_corpus: fused training pairs every training clip"),
+]
+
+
+@pytest.mark.parametrize(("spoil", "message"), BAD_FUSED_CONFIGS)
+def test_fused_config_errors_name_the_key(spoil: Callable[[dict], None], message: str) -> None:
+    bad = yaml.safe_load((REPO_ROOT / "configs" / "multab.yaml").read_text())
+    spoil(bad)
+    with pytest.raises(ConfigError, match=message):
         parse_config(bad)
 
 

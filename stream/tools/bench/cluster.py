@@ -1,13 +1,13 @@
 """``emo-bench --cluster-calls N,...``: how calls kept up scale with Ray nodes, and what Ray adds per utterance.
 
-Three servers in turn, each fed the same telephone calls (``server_mode.telephone_copy``) at real time by Twilio
-sender processes: the single-process ``emo-stream serve`` pinned to one core; ``emo-stream serve --cluster`` on a
-Ray cluster of one node pinned to one core; the same on two nodes pinned to one core each (every deployment with one
-replica per node). Nodes are ``ray.cluster_utils.Cluster`` nodes started with this process's CPU affinity set to
-their core, which their raylet and workers inherit; the bench ends them itself. Each server appends its events to a
-JSON Lines file which the bench tails, so every server is read on the same bus the same way; latency is from the
-end of an utterance's audio leaving the sender to its final event read there. A count is kept up when every final
-arrived and live p95 ≤ ``P95_LIMIT_MS``.
+Three servers in turn, each fed the same telephone calls (``server_mode.telephone_copy``) at real time by a Twilio
+sender process (``server_mode.calls``): the single-process ``emo-stream serve`` pinned to one core; ``emo-stream
+serve --cluster`` on a Ray cluster of one node pinned to one core; the same on two nodes pinned to one core each
+(every deployment with one replica per node). Nodes are ``ray.cluster_utils.Cluster`` nodes started with this
+process's CPU affinity set to their core, which their raylet and workers inherit; the bench ends them itself. Each
+server appends its events to a JSON Lines file which the bench tails, so every server is read on the same bus the
+same way; latency is from the end of an utterance's audio leaving the sender to its final event read there. A count
+is kept up when every final arrived and live p95 ≤ ``P95_LIMIT_MS``.
 """
 
 from __future__ import annotations

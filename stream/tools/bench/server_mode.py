@@ -1,9 +1,9 @@
 """``emo-bench --server-calls N,...``: live calls over the network against the same calls replayed in-process.
 
 Both sides get the same audio: each dialogue is first put through the telephone (8 kHz, G.711 mu-law) and written
-as an 8 kHz WAV. The server side starts ``emo-stream serve`` in its own process and, for each N, N sender
-processes (``twilio_sender.py``) stream those calls at real time as Twilio Media Streams; the bench reads the
-final events on the server's ZeroMQ bus, as a supervisor's client would, and dates each against the moment its
+as an 8 kHz WAV. The server side starts ``emo-stream serve`` in its own process and, for each N, one sender
+process (``twilio_sender.py``) streams N calls at real time as Twilio Media Streams; the bench reads the final
+events on the server's ZeroMQ bus, as a supervisor's client would, and dates each against the moment its
 utterance's last audio left the sender (``t0 + end_s``). The in-process side is the bench's own real-time job
 (``worker.py``) on the same WAVs, the one speaker named as the server names a Twilio inbound track.
 """
@@ -144,23 +144,22 @@ class Server:
 
 
 def calls(server: Server, dialogues: list[Dialogue], ids: list[str], speed: float) -> dict[str, float]:
-    """Streams one call per id (dialogue i % len), all starting at the same moment (as the in-process streams do:
-    calls whose utterances end together share batches, staggered ones queue behind each other); returns each
-    call's t0."""
-    start_at = time.time() + START_AFTER_S + 0.1 * len(ids)  # every sender started and connected by then
-    procs = [subprocess.Popen([sys.executable, "-m", "emostream.stream.tools.bench.twilio_sender", server.url,
-                               dialogues[i % len(dialogues)].path, sid, "--speed", str(speed),
-                               "--start-at", str(start_at)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i, sid in enumerate(ids)]
-    t0 = {}
-    longest = max(d.duration_s for d in dialogues)
-    for sid, p in zip(ids, procs, strict=True):
-        out, err = p.communicate(timeout=120 + 3 * longest)
-        lines = [json.loads(x) for x in out.splitlines() if x.strip()]
-        if p.returncode or not lines or lines[-1].get("closed") != 1000:
-            raise SystemExit(f"emo-bench: call {sid} failed: {out[-500:]} {err[-1500:]}")
-        t0[sid] = lines[0]["t0"]
+    """Streams one call per id (dialogue i % len) from one sender process, all starting at the same moment (as the
+    in-process streams do: calls whose utterances end together share batches, staggered ones queue behind each
+    other); returns each call's t0."""
+    start_at = time.time() + START_AFTER_S + 0.1 * len(ids)  # the sender started and every call connected by then
+    proc = subprocess.run(
+        [sys.executable, "-m", "emostream.stream.tools.bench.twilio_sender", server.url,
+         *[f"{dialogues[i % len(dialogues)].path}:{sid}" for i, sid in enumerate(ids)],
+         "--speed", str(speed), "--start-at", str(start_at)],
+        capture_output=True, text=True, timeout=120 + 3 * max(d.duration_s for d in dialogues))
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    t0 = {x["sid"]: x["t0"] for x in lines if "t0" in x}
+    closed = {x["sid"]: x["closed"] for x in lines if "closed" in x}
+    failed = [sid for sid in ids if closed.get(sid) != 1000]
+    if proc.returncode or failed:
+        raise SystemExit(f"emo-bench: call(s) {', '.join(failed) or '-'} failed: {proc.stdout[-500:]} "
+                         f"{proc.stderr[-1500:]}")
     return t0
 
 

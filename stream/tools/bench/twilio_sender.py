@@ -1,11 +1,13 @@
-"""One call as a telephony platform sends it, in its own process, for ``emo-bench --server-calls``.
+"""The calls of one ``emo-bench --server-calls`` step as a telephony platform sends them, from one process.
 
-``python -m emostream.stream.tools.bench.twilio_sender URL WAV STREAM_ID [--speed X]`` streams an 8 kHz mono WAV
-to ``emo-stream serve`` as Twilio Media Streams (mu-law, 20 ms ``media`` messages, paced at ``speed`` times real
-time; 0 = as fast as the server reads), then ``stop``; ``--start-at T`` holds the first chunk until Unix time T, so
-that the bench's N calls start together, as its in-process streams do. It prints ``{"t0": T}`` (Unix time the first
-chunk left) and, when the server has closed the socket, ``{"closed": CODE}``: the bench dates each final event it
-reads on the bus against ``t0`` plus the utterance's end.
+``python -m emostream.stream.tools.bench.twilio_sender URL WAV:STREAM_ID [WAV:STREAM_ID ...] [--speed X]
+[--start-at T]`` streams each 8 kHz mono WAV to ``emo-stream serve`` as Twilio Media Streams (mu-law, 20 ms
+``media`` messages, paced at ``speed`` times real time; 0 = as fast as the server reads), then ``stop``, all calls
+at once. Every message is encoded before the first is sent, and one event loop sends them all, so that the load
+generator takes as little as it can of the CPU it shares with the server (a platform sends from machines of its
+own). ``--start-at T`` holds the first chunks until Unix time T. Per call it prints ``{"sid": ..., "t0": T}``
+(Unix time its first chunk left) and, when the server has closed that socket, ``{"sid": ..., "closed": CODE}``:
+the bench dates each final event it reads on the bus against ``t0`` plus the utterance's end.
 """
 
 from __future__ import annotations
@@ -26,43 +28,60 @@ from emostream.stream.server.codecs import encode_mulaw
 RATE, CHUNK = 8000, 160
 
 
-async def send(url: str, samples: np.ndarray, stream_id: str, speed: float, start_at: float) -> int:
+def messages(samples: np.ndarray, stream_id: str) -> tuple[list[str], list[str]]:
+    """The call's opening messages (``connected``, ``start``) and its ``media`` messages then ``stop``, as JSON."""
     sid = f"MZ{stream_id}"
-    async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as ws:
-        await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await ws.send_str(json.dumps({"event": "start", "streamSid": sid, "start": {
-            "streamSid": sid, "callSid": f"CA{stream_id}", "tracks": ["inbound"],
-            "customParameters": {"stream_id": stream_id},
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": RATE, "channels": 1}}}))
+    opening = [json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+               json.dumps({"event": "start", "streamSid": sid, "start": {
+                   "streamSid": sid, "callSid": f"CA{stream_id}", "tracks": ["inbound"],
+                   "customParameters": {"stream_id": stream_id},
+                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": RATE, "channels": 1}}})]
+    media = [json.dumps({"event": "media", "streamSid": sid, "media": {
+        "track": "inbound", "chunk": str(k // CHUNK + 1), "timestamp": str(k * 1000 // RATE),
+        "payload": base64.b64encode(encode_mulaw(samples[k : k + CHUNK])).decode()}})
+        for k in range(0, len(samples), CHUNK)]
+    return opening, [*media, json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": f"CA{stream_id}"}})]
+
+
+async def send(session: aiohttp.ClientSession, url: str, samples: np.ndarray, stream_id: str, speed: float,
+               start_at: float) -> None:
+    opening, rest = messages(samples, stream_id)
+    async with session.ws_connect(url, max_msg_size=0) as ws:
+        for m in opening:
+            await ws.send_str(m)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         t0 = time.time()
-        print(json.dumps({"t0": t0}), flush=True)
-        for k in range(0, len(samples), CHUNK):
-            payload = base64.b64encode(encode_mulaw(samples[k : k + CHUNK])).decode()
-            await ws.send_str(json.dumps({"event": "media", "streamSid": sid, "media": {
-                "track": "inbound", "chunk": str(k // CHUNK + 1), "timestamp": str(k * 1000 // RATE),
-                "payload": payload}}))
+        print(json.dumps({"sid": stream_id, "t0": t0}), flush=True)
+        for i, m in enumerate(rest):
+            await ws.send_str(m)
             if speed:
-                await asyncio.sleep(max(0.0, t0 + (k + CHUNK) / RATE / speed - time.time()))
-        await ws.send_str(json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": f"CA{stream_id}"}}))
+                await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK / RATE / speed - time.time()))
         async for _ in ws:  # until the server closes, once the call's last event is out
             pass
-        return ws.close_code or 0
+        print(json.dumps({"sid": stream_id, "closed": ws.close_code or 0}), flush=True)
+
+
+def read(wav: str) -> np.ndarray:
+    samples, rate = sf.read(wav, dtype="int16")
+    if rate != RATE or samples.ndim != 1:
+        raise SystemExit(f"twilio_sender: {wav} must be 8 kHz mono, got {rate} Hz, shape {samples.shape}")
+    return samples
+
+
+async def send_all(url: str, calls: list[tuple[np.ndarray, str]], speed: float, start_at: float) -> None:
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(send(session, url, samples, sid, speed, start_at) for samples, sid in calls))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("url")
-    p.add_argument("wav")
-    p.add_argument("stream_id")
+    p.add_argument("calls", nargs="+", metavar="WAV:STREAM_ID")
     p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--start-at", type=float, default=0.0, help="Unix time of the first chunk (default: at once)")
+    p.add_argument("--start-at", type=float, default=0.0, help="Unix time of the first chunks (default: at once)")
     a = p.parse_args()
-    samples, rate = sf.read(a.wav, dtype="int16")
-    if rate != RATE or samples.ndim != 1:
-        raise SystemExit(f"twilio_sender: {a.wav} must be 8 kHz mono, got {rate} Hz, shape {samples.shape}")
-    code = asyncio.run(send(a.url, samples, a.stream_id, a.speed, a.start_at))
-    print(json.dumps({"closed": code}), flush=True)
+    calls = [(read(wav), sid) for wav, sid in (c.rsplit(":", 1) for c in a.calls)]
+    asyncio.run(send_all(a.url, calls, a.speed, a.start_at))
     return 0
 
 
