@@ -27,13 +27,14 @@ class LiveResampler:
         self.up = target // rate if target % rate == 0 else 1
         self.down = rate // target if rate % target == 0 else 1
         self.channels = channels
-        self.fir = self.up * self.down > 1
+        ratio = max(self.up, self.down)
+        self.fir = ratio > 1
         self._soxr = None if self.fir or rate == target else soxr.ResampleStream(rate, target, channels, dtype="int16")
-        taps = TAPS_PER_RATIO * max(self.up, self.down) + 1 if self.fir else 1
-        self._taps = signal.firwin(taps, 1.0 / max(self.up, self.down), window=("kaiser", 8.0)) * self.up \
-            if self.fir else np.ones(1)
+        taps = TAPS_PER_RATIO * ratio + 1 if self.fir else 1
+        self._taps = signal.firwin(taps, 1.0 / ratio, window=("kaiser", 8.0)) * self.up if self.fir else None
         self._state = np.zeros((channels, taps - 1))
-        self._skip = (taps - 1) // 2  # the filter's delay, in samples at the filter's rate: dropped once
+        self._delay = (taps - 1) // 2  # the filter's delay, in samples at the filter's rate
+        self._skip = self._delay  # dropped once, at the start
         self._phase = 0  # where the next filtered sample falls in the decimation's period
         self._seen = 0  # input samples per channel so far, for the exact output length at the end
         self._emitted = 0
@@ -54,7 +55,7 @@ class LiveResampler:
         if not self.fir:
             return np.zeros((self.channels, 0), np.int16)
         want = self._seen * self.up // self.down - self._emitted
-        held = -(-(len(self._taps) // 2) // self.up) + self.down
+        held = -(-self._delay // self.up) + self.down
         return self._filter(np.zeros((self.channels, held)))[:, : max(0, want)]
 
     def _filter(self, x: np.ndarray) -> np.ndarray:
