@@ -1,6 +1,6 @@
-"""The Ray Serve application of ``emo-stream serve --cluster``, built from the config's ``cluster`` section: one
-deployment per shared model (``features`` only where the ASR's encodes cannot give them) and the call ingress
-that holds their handles."""
+"""The Ray Serve applications of ``emo-stream serve --cluster``, built from the config's ``cluster`` section: the
+calls' (one deployment per shared model, ``features`` only where the ASR's encodes cannot give them, the watcher,
+and the call ingress that holds their handles) and the view's (``view.py``: the dashboard and ``/v1/streams``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ray.serve import Application, Deployment
 from emostream.models.bundle import read_meta
 from emostream.stream.cluster.ingress import CallIngress, token_digests
 from emostream.stream.cluster.models import AsrModel, FeaturesModel, InferenceModel, TextModel, why_features_not_shared
+from emostream.stream.cluster.view import CallsView
 from emostream.stream.cluster.watcher import CallWatcher
 from emostream.stream.config import Config, DeploymentConfig, load_config
 from emostream.stream.errors import UserError
@@ -68,12 +69,32 @@ def build(cfg: Config, token_digests: tuple[bytes, ...]) -> Application:
                         model("inference", InferenceModel, c.inference))
 
 
+def build_view(cfg: Config, token_digests: tuple[bytes, ...]) -> Application:
+    """The view's application: served at ``view.VIEW_PREFIX``, named ``view_name``, it finds the watcher in the
+    calls' application (``cluster.app_name``)."""
+    return CallsView.bind(cfg, token_digests)
+
+
+def view_name(cfg: Config) -> str:
+    return f"{cfg.cluster.app_name}-view"
+
+
 def app_builder(args: dict[str, str]) -> Application:
     """The same application for a Serve config file or a KubeRay ``RayService`` (docs/cluster.md):
     ``import_path: emostream.stream.cluster.application:app_builder`` with ``args: {config: PATH}``; tokens come
     from ``EMO_STREAM_TOKENS`` in the runtime environment, listening from the Serve config's ``http_options``."""
-    cfg = load_config(Path(args["config"]) if args.get("config") else None)
+    cfg = _config(args)
     return build(cfg, token_digests(tokens_from_env(cfg.server.require_token)))
+
+
+def view_builder(args: dict[str, str]) -> Application:
+    """The view's application for a Serve config, beside ``app_builder``'s with the same ``args``."""
+    cfg = _config(args)
+    return build_view(cfg, token_digests(tokens_from_env(cfg.server.require_token)))
+
+
+def _config(args: dict[str, str]) -> Config:
+    return load_config(Path(args["config"]) if args.get("config") else None)
 
 
 def http_options(cfg: Config) -> serve.HTTPOptions:

@@ -14,8 +14,9 @@ import ray
 from ray import serve
 
 from emostream.models.bundle import read_meta
-from emostream.stream.cluster.application import build, http_options
+from emostream.stream.cluster.application import build, build_view, http_options, view_name
 from emostream.stream.cluster.ingress import token_digests
+from emostream.stream.cluster.view import VIEW_PREFIX
 from emostream.stream.config import Config
 from emostream.stream.errors import UserError
 from emostream.stream.flags import on_signal
@@ -48,7 +49,8 @@ def serve_cluster(cfg: Config, tokens: tuple[bytes, ...]) -> int:
     if cfg.metrics.prometheus_port:
         raise UserError("metrics.prometheus_port / --prometheus-port: not used with --cluster, where Ray exports "
                         "every replica's metrics (docs/cluster.md); leave it at 0")
-    app = build(cfg, token_digests(tokens))  # a config that cannot run on a cluster fails before connecting
+    digests = token_digests(tokens)
+    app = build(cfg, digests)  # a config that cannot run on a cluster fails before connecting
     c = cfg.cluster
     connect(c.address)
     stop = threading.Event()
@@ -58,12 +60,16 @@ def serve_cluster(cfg: Config, tokens: tuple[bytes, ...]) -> int:
         serve.start(http_options=http_options(cfg))
         log.info("deploying %s to the Ray cluster at %s", c.app_name, c.address)
         serve.run(app, name=c.app_name, route_prefix="/", blocking=False)
+        serve.run(build_view(cfg, digests), name=view_name(cfg), route_prefix=VIEW_PREFIX, blocking=False)
         scheme = "wss" if cfg.server.tls_cert else "ws"
         where = "every node" if c.proxy_location == "EveryNode" else "the head node"
-        print(f"emo-stream: serving {scheme}://{cfg.server.host}:{cfg.server.port}/twilio and /v1/stream on "
-              f"{where} of the Ray cluster at {c.address} (application {c.app_name})", file=sys.stderr, flush=True)
+        where_at = f"{cfg.server.host}:{cfg.server.port}"
+        print(f"emo-stream: serving {scheme}://{where_at}/twilio and /v1/stream, and the dashboard of every call at "
+              f"{'https' if cfg.server.tls_cert else 'http'}://{where_at}{VIEW_PREFIX}/, on {where} of the Ray "
+              f"cluster at {c.address} (applications {c.app_name}, {view_name(cfg)})", file=sys.stderr, flush=True)
         stop.wait()
         log.warning("deleting application %s (live calls get cluster.ingress's graceful shutdown)", c.app_name)
+        serve.delete(view_name(cfg))
         serve.delete(c.app_name)
     finally:
         ray.shutdown()

@@ -1,6 +1,7 @@
 """The call ingress: WebSocket endpoints (``/twilio``, ``/v1/stream``) as a Ray Serve deployment behind the proxy
 of every node. A WebSocket is one ASGI request, so Ray Serve keeps a call on the replica that accepted it from
-its first frame to its last: its dialogue context, speaker turns and alerts stay in one place.
+its first frame to its last: its dialogue context, speaker turns and alerts stay in one place. (The dashboard and
+``GET /v1/streams`` are another application's, ``view.py``.)
 
 The connection loop, protocol parsers and call handling are the single-process server's (``stream/server/``),
 with the replica's own ``Calls`` (``server.max_calls`` per replica) and the config's publishers. Tokens are
@@ -19,12 +20,15 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from emostream.stream.cluster.report import Reporter
 from emostream.stream.cluster.runtime import cluster_runtime
 from emostream.stream.cluster.socket import AsgiSocket
 from emostream.stream.config import Config
+from emostream.stream.events import SummaryEvent
 from emostream.stream.flags import publishers_for
 from emostream.stream.observe.metrics import StreamMetrics
 from emostream.stream.pipeline import StreamSpec
@@ -49,19 +53,30 @@ def token_digests(tokens: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return tuple(digest(t.decode()).encode() for t in tokens)
 
 
+def allowed(conn: HTTPConnection, digests: tuple[bytes, ...]) -> bool:
+    """The single-process server's token rule (``server/auth.py``), for a WebSocket or an HTTP request."""
+    given = presented(conn.headers.get("authorization", ""), conn.query_params.get("token", ""))
+    return token_ok(digest(given), digests)
+
+
 class ReportedCalls(Calls):
-    """This replica's calls, each reported to the watcher as it starts and ends (``watcher.py``)."""
+    """This replica's calls, reported to the watcher (``report.py``, ``watcher.py``): their events as they are
+    published, and at once when one starts or ends."""
 
     def __init__(self, cfg: Config, runtime: Runtime, publishers: list[Publisher], watcher: DeploymentHandle,
                  replica: str) -> None:
-        super().__init__(cfg, runtime, publishers, asyncio.Event())  # never set: Ray Serve ends the replica
-        self.watcher, self.replica = watcher, replica
+        self.reporter = Reporter(watcher, replica, self.live_summaries)
+        # The stop event is never set: Ray Serve ends the replica.
+        super().__init__(cfg, runtime, [*publishers, self.reporter], asyncio.Event())
 
     def start(self, spec: StreamSpec, extra: Sequence[Publisher] = ()) -> asyncio.Task[StreamMetrics]:
         task = super().start(spec, extra)
-        self.watcher.started.remote(spec.stream_id, self.replica)
-        task.add_done_callback(lambda _: self.watcher.ended.remote(spec.stream_id))
+        self.reporter.wake()
+        task.add_done_callback(lambda _: self.reporter.wake())
         return task
+
+    def live_summaries(self) -> dict[str, SummaryEvent]:
+        return {stream_id: self.live_summary(stream_id) for stream_id in self.pipelines}
 
 
 @serve.deployment
@@ -85,9 +100,9 @@ class CallIngress:
 
     @asynccontextmanager
     async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
-        started = []
+        started: list[Publisher] = []
         try:
-            for p in self.publishers:
+            for p in [*self.publishers, self.calls.reporter]:
                 await p.start()
                 started.append(p)
             yield
@@ -96,8 +111,7 @@ class CallIngress:
 
     def _endpoint(self, kind: type[Ingest]) -> Callable[[WebSocket], Awaitable[None]]:
         async def handle(websocket: WebSocket) -> None:
-            given = presented(websocket.headers.get("authorization", ""), websocket.query_params.get("token", ""))
-            if not token_ok(digest(given), self.digests):
+            if not allowed(websocket, self.digests):
                 log.warning("refused %s: missing or wrong token", websocket.url.path)
                 await websocket.close(POLICY)  # before the handshake completes: the client sees HTTP 403
                 return

@@ -11,17 +11,19 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 
 from emostream.stream.config import Config, ServerConfig
 from emostream.stream.errors import UserError
+from emostream.stream.events import SummaryEvent
 from emostream.stream.observe.dashboard import DashboardFeed
 from emostream.stream.server import auth, dashboard
-from emostream.stream.server.calls import Calls
+from emostream.stream.server.calls import Calls, EndedCalls
 from emostream.stream.server.ingest import Ingest, NativeIngest, TwilioIngest
 from emostream.stream.server.protocol import GOING_AWAY, NORMAL, TRY_AGAIN_LATER, ProtocolError
 
@@ -41,8 +43,7 @@ class AccessLogger(AbstractAccessLogger):
 async def require_token(request: web.Request, handler: Callable) -> web.StreamResponse:
     if not auth.allowed(request, request.app[TOKENS]):
         log.warning("refused %s %s from %s: missing or wrong token", request.method, request.path, request.remote)
-        raise web.HTTPUnauthorized(text="missing or wrong token: send Authorization: Bearer <token> or ?token=\n",
-                                   headers={"WWW-Authenticate": "Bearer"})
+        raise web.HTTPUnauthorized(text=auth.REFUSED, headers=auth.CHALLENGE)
     return await handler(request)
 
 
@@ -60,20 +61,43 @@ def make_app(cfg: Config, calls: Calls, tokens: tuple[bytes, ...],
     return app
 
 
-async def list_streams(request: web.Request) -> web.Response:
+class CallView(Protocol):
+    """What ``GET /v1/streams`` reads: one server's ``Calls``, or the cluster's ``CallBoard`` (cluster/board.py)."""
+
+    @property
+    def live(self) -> Mapping[str, object]: ...
+
+    @property
+    def ended(self) -> EndedCalls: ...
+
+    def summary(self, stream_id: str) -> SummaryEvent | None: ...
+
+
+def listing(calls: CallView) -> dict[str, list[str]]:
     """The live calls, and those ended within server.summary_keep_s."""
-    calls = request.app[CALLS]
-    calls.summary("")  # drops expired summaries
-    return web.json_response({"live": sorted(calls.live), "ended": sorted(calls.ended)})
+    return {"live": sorted(calls.live), "ended": calls.ended.ids()}
+
+
+def summary_body(calls: CallView, stream_id: str) -> dict[str, Any] | None:
+    """A call's ``summary`` event: so far while it runs (``final`` false), then its final one; None: unknown."""
+    summary = calls.summary(stream_id)
+    return None if summary is None else replace(summary, emitted_at=round(time.time(), 3)).to_dict()
+
+
+def not_found(stream_id: str) -> str:
+    return f"no live or recently ended stream {stream_id!r}\n"
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    return web.json_response(listing(request.app[CALLS]))
 
 
 async def stream_summary(request: web.Request) -> web.Response:
-    """A call's ``summary`` event: so far while it runs (``final`` false), then its final one."""
     stream_id = request.match_info["stream_id"]
-    summary = request.app[CALLS].summary(stream_id)
-    if summary is None:
-        raise web.HTTPNotFound(text=f"no live or recently ended stream {stream_id!r}\n")
-    return web.json_response(replace(summary, emitted_at=round(time.time(), 3)).to_dict())
+    body = summary_body(request.app[CALLS], stream_id)
+    if body is None:
+        raise web.HTTPNotFound(text=not_found(stream_id))
+    return web.json_response(body)
 
 
 def _handler(cfg: Config, kind: type[Ingest]) -> Callable:

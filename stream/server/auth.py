@@ -15,6 +15,9 @@ from aiohttp import web
 from emostream.stream.errors import UserError
 
 TOKENS_ENV = "EMO_STREAM_TOKENS"
+# What an HTTP request without a good token gets (401), from the single-process server and the cluster's ingress.
+REFUSED = "missing or wrong token: send Authorization: Bearer <token> or ?token=\n"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def tokens_from_env(required: bool) -> tuple[bytes, ...]:

@@ -26,13 +26,37 @@ from emostream.stream.services.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class EndedCalls:
+    """Final summaries of ended calls, each kept ``keep_s`` (server.summary_keep_s) for ``GET /v1/streams``."""
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self.finals: dict[str, tuple[SummaryEvent, float]] = {}  # stream id → final summary, monotonic expiry
+
+    def add(self, final: SummaryEvent) -> None:
+        self.finals[final.stream_id] = (final, time.monotonic() + self.keep_s)
+
+    def get(self, stream_id: str) -> SummaryEvent | None:
+        self._expire()
+        return self.finals[stream_id][0] if stream_id in self.finals else None
+
+    def ids(self) -> list[str]:
+        self._expire()
+        return sorted(self.finals)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for gone in [k for k, (_, expiry) in self.finals.items() if expiry < now]:
+            del self.finals[gone]
+
+
 class Calls:
     def __init__(self, cfg: Config, runtime: Runtime, publishers: list[Publisher], stop: asyncio.Event) -> None:
         self.cfg, self.runtime, self.publishers, self.stop = cfg, runtime, publishers, stop
         self.slots = 0  # connections and pipelines holding a place, at most server.max_calls
         self.live: dict[str, asyncio.Task[StreamMetrics]] = {}
         self.pipelines: dict[str, tuple[StreamPipeline, CallSummary]] = {}
-        self.ended: dict[str, tuple[SummaryEvent, float]] = {}  # final summary, time.monotonic() it expires
+        self.ended = EndedCalls(cfg.server.summary_keep_s)
         self.finished = 0
         self.failed = 0
 
@@ -65,13 +89,13 @@ class Calls:
 
     def summary(self, stream_id: str) -> SummaryEvent | None:
         """The call's summary so far while it runs; its final one for server.summary_keep_s after it ended."""
-        now = time.monotonic()
-        for gone in [k for k, (_, expiry) in self.ended.items() if expiry < now]:
-            del self.ended[gone]
         if stream_id in self.pipelines:
-            pipeline, summary = self.pipelines[stream_id]
-            return summary.event(final=False, audio_s=pipeline.metrics.audio_s)
-        return self.ended[stream_id][0] if stream_id in self.ended else None
+            return self.live_summary(stream_id)
+        return self.ended.get(stream_id)
+
+    def live_summary(self, stream_id: str) -> SummaryEvent:
+        pipeline, summary = self.pipelines[stream_id]
+        return summary.event(final=False, audio_s=pipeline.metrics.audio_s)
 
     async def _run(self, pipeline: StreamPipeline, summary: CallSummary, outputs: list[Publisher]) -> StreamMetrics:
         stream_id = pipeline.spec.stream_id
@@ -79,7 +103,7 @@ class Calls:
             metrics = await pipeline.run(self.stop)
             final = await publish_now(summary.event(final=True, audio_s=metrics.audio_s), outputs)
             assert isinstance(final, SummaryEvent)
-            self.ended[stream_id] = (final, time.monotonic() + self.cfg.server.summary_keep_s)
+            self.ended.add(final)
         except UserError as e:
             self.failed += 1
             log.error("call %s failed: %s", stream_id, e)

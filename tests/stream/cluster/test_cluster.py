@@ -5,19 +5,26 @@ Shows: the ingress replicas sit on both nodes (Ray's state API) and took two cal
 handshake); a wrong token is refused at the ingress; every call's events reach the bus (JSON Lines appended by
 both replicas) with every final emotion event there, matching the dialogue's ground truth; the ASR replica made
 one encoder pass per final, which gave the features too (no features deployment: the default bundle's features
-are its encoder states); SIGTERM deletes the application and exits 0.
+are its encoder states); SIGTERM deletes the application and exits 0. The cluster-wide view, through the proxy
+(the view application, under ``/view``): ``GET /v1/streams`` lists the calls of both nodes while they run and
+after, ``/v1/streams/<id>`` gives a call's summary so far and then its final one, and a dashboard's event stream
+(``/v1/events``, read by another process) carries the events of every call of both nodes; all behind the token,
+the event stream for its own origin only.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
+from emostream.stream.cluster.view import VIEW_PREFIX as VIEW
 from emostream.stream.events import validator
 from tests.stream.cli_run import match
 from tests.stream.cluster.ray_cluster import RayCluster
-from tests.stream.server.serve_proc import ServeProcess, finish_client, run_client, start_client
+from tests.stream.server.serve_proc import SSE_CLIENT, ServeProcess, finish_client, run_client, start_client
 from tests.support import dialogues as dlg
 
 TOKEN = "tok-cluster-1"
@@ -31,6 +38,15 @@ cluster:
   ingress: {min_replicas: 2, max_replicas: 2, num_cpus: 0.5, max_replicas_per_node: 1}
   asr: {num_cpus: 0.5}
 """
+
+
+def listing_when(server: ServeProcess, done: Callable[[dict], bool], timeout_s: float = 120) -> dict:
+    """``GET /v1/streams`` until ``done`` holds: the watcher hears of a call's start and end a moment after them."""
+    deadline = time.monotonic() + timeout_s
+    while not done(listed := server.get_json(f"{VIEW}/v1/streams", TOKEN)):
+        assert time.monotonic() < deadline, f"/v1/streams not as expected within {timeout_s} s: {listed}"
+        time.sleep(0.2)
+    return listed
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +74,8 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
 
         audio = ["--audio", str(dialogue.path), "--seconds", str(SECONDS), "--speed", "1"]
         calls = {"tw1": "twilio", "tw2": "twilio", "na1": "native", "na2": "native"}
+        events_url = server.url(f"{VIEW}/v1/events", TOKEN, "http")
+        dashboard = start_client(events_url, "--until-final", *calls, script=SSE_CLIENT)
         clients = {
             sid: start_client(kind, server.url("/twilio", TOKEN) if kind == "twilio" else server.url("/v1/stream"),
                               *(["--turns", str(dlg.EXAMPLE_JSON)] if kind == "twilio" else ["--token", TOKEN]),
@@ -65,7 +83,16 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
             for sid, kind in calls.items()
         }
         wrong = run_client("native", server.url("/v1/stream"), "--token", "not-a-token", *audio, "--stream-id", "x")
+        listed = listing_when(server, lambda x: set(calls) <= set(x["live"]))
+        assert listed["live"] == sorted(calls)  # all four at once, two on each node (below)
+        so_far = server.get_json(f"{VIEW}/v1/streams/tw1", TOKEN)
+        assert so_far["stream_id"] == "tw1" and so_far["final"] is False
+        for path, token, origin, status in [("/v1/streams", None, None, 401), ("/v1/streams/tw1", "nope", None, 401),
+                                            ("/v1/streams/nobody", TOKEN, None, 404), ("/", None, None, 401),
+                                            ("/", TOKEN, None, 200), ("/v1/events", TOKEN, "http://evil.example", 403)]:
+            assert server.status(VIEW + path, token, origin) == status, path
         results = {sid: finish_client(p, timeout_s=400) for sid, p in clients.items()}
+        assert listing_when(server, lambda x: not x["live"]) == {"live": [], "ended": sorted(calls)}
         assert wrong.closed == {"event": "refused", "status": 403}  # checked at the ingress, before any audio
         assert "refused /v1/stream: missing or wrong token" in server.log_text()
         assert "not-a-token" not in server.log_text()
@@ -91,6 +118,12 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
             assert estimated == {e["utterance_id"] for e in events}
             (summary,) = server.events(sid, "summary")
             assert summary["final"] and summary["utterances"] == 3
+            served = server.get_json(f"{VIEW}/v1/streams/{sid}", TOKEN)  # the watcher's, through the view
+            assert served == summary | {"emitted_at": served["emitted_at"]}
+        # the dashboard's stream: every call's events, whichever node served it, as they were published
+        streamed = finish_client(dashboard, timeout_s=60).lines
+        for sid in calls:
+            assert [e for e in streamed if e["stream_id"] == sid and e["type"] == "emotion"] == server.events(sid)
         # one encoder pass per final, for its transcript and its features alike
         finals = sum(len(server.events(sid)) for sid in calls)
         assert ray_cluster.call("asr", "encoder_passes")["final"] == finals == 12

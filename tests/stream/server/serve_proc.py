@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.messaging import free_port
 
 CLIENT = Path(__file__).with_name("call_client.py")
+SSE_CLIENT = Path(__file__).with_name("sse_client.py")  # a dashboard's event stream, without a browser
 
 
 class ServeProcess:
@@ -37,8 +40,22 @@ class ServeProcess:
                 raise RuntimeError(f"emo-stream serve did not start:\n{self.log_text()[-3000:]}")
             time.sleep(0.2)
 
-    def url(self, path: str, token: str | None = None) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}" + (f"?token={token}" if token else "")
+    def url(self, path: str, token: str | None = None, scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}" + (f"?token={token}" if token else "")
+
+    def get_json(self, path: str, token: str) -> dict:
+        request = urllib.request.Request(self.url(path, scheme="http"), headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def status(self, path: str, token: str | None = None, origin: str | None = None) -> int:
+        """The HTTP status of a GET that is refused (the token as the query parameter, as a browser sends it)."""
+        request = urllib.request.Request(self.url(path, token, "http"), headers={"Origin": origin} if origin else {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as e:
+            return e.code
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -76,8 +93,8 @@ class ClientResult:
         return [x["data"] for x in self.lines if x["event"] == "message" and x["data"]["type"] == event_type]
 
 
-def start_client(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(CLIENT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def start_client(*args: str, script: Path = CLIENT) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import time
-import urllib.error
 import urllib.request
 
 import pytest
@@ -67,13 +66,6 @@ def dialogue() -> dlg.Dialogue:
 
 def audio_args(dialogue: dlg.Dialogue, seconds: float) -> list[str]:
     return ["--audio", str(dialogue.path), "--seconds", str(seconds)]
-
-
-def get_json(server: ServeProcess, path: str, token: str | None = TOKENS[0]) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}",
-                                     headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def wait_for_speech(server: ServeProcess, stream_id: str) -> None:
@@ -137,7 +129,7 @@ def test_twilio_call_gives_two_speakers_on_the_bus(server, dialogue, zmq_collect
     assert summary["speakers"]["customer"]["talk_s"] == pytest.approx(sum(e["end_s"] - e["start_s"]
                                                                           for e in customer), abs=0.01)
     assert summary["speakers"]["customer"]["alerts"] == [alert["alert_id"]]
-    served = get_json(server, "/v1/streams/tw1")
+    served = server.get_json("/v1/streams/tw1", TOKENS[0])
     assert served == summary | {"emitted_at": served["emitted_at"]}
 
 
@@ -217,14 +209,12 @@ def test_malformed_messages_close_only_their_connection(server, dialogue):
                         "--stream-id", "good1", "--speed", "2")
     twilio, native = server.url("/twilio", TOKENS[0]), server.url("/v1/stream", TOKENS[0])
     wait_for_speech(server, "good1")
-    live = get_json(server, "/v1/streams/good1")
+    live = server.get_json("/v1/streams/good1", TOKENS[0])
     assert live["final"] is False and live["stream_id"] == "good1"
-    assert "good1" in get_json(server, "/v1/streams")["live"]
+    assert "good1" in server.get_json("/v1/streams", TOKENS[0])["live"]
     for path, token, status in [("/v1/streams/nobody", TOKENS[0], 404), ("/v1/streams/good1", None, 401),
                                 ("/v1/streams", "nope", 401)]:
-        with pytest.raises(urllib.error.HTTPError) as err:
-            get_json(server, path, token)
-        assert err.value.code == status
+        assert server.status(path, token) == status
     start = json.dumps({"event": "start", "start": {"streamSid": "MZx", "callSid": "CAx", "tracks": ["inbound"],
                                                     "mediaFormat": {"encoding": "audio/x-mulaw",
                                                                     "sampleRate": 8000, "channels": 1}}})
@@ -266,13 +256,9 @@ def test_logs_hold_no_token(server):
 
 
 def test_dashboard_needs_a_token_and_serves_its_own_origin_only(server):
-    for path, token, headers, status in [("/", None, {}, 401), ("/v1/events", None, {}, 401),
-                                         ("/v1/events", TOKENS[0], {"Origin": "http://evil.example"}, 403)]:
-        request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}" + (f"?token={token}" if token else ""),
-                                         headers=headers)
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(request, timeout=10)
-        assert err.value.code == status
+    for path, token, origin, status in [("/", None, None, 401), ("/v1/events", None, None, 401),
+                                        ("/v1/events", TOKENS[0], "http://evil.example", 403)]:
+        assert server.status(path, token, origin) == status
 
 
 def test_dashboard_shows_a_live_call_in_a_real_browser(server, dialogue, tmp_path):
