@@ -183,6 +183,15 @@ def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utteran
                       cfg.seed, ckpt=ckpt, device=device, corpus_of=[u.corpus for u in read["train"]])
 
 
+def branch_fingerprints(cfg: TrainConfig, every: int) -> dict[str, str]:
+    """Each branch's checkpoint fingerprint. Neither branch depends on the other's training settings (each
+    reseeds, each checkpoint holds its own weights), nor on the bundle's name: a run that changes only one branch's
+    settings, or renames the bundle, resumes the other, finished branch."""
+    audio_only = replace(cfg, text_training=None, text_corpora=[], bundle_id="")
+    text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0, bundle_id="")
+    return {"audio": fingerprint(audio_only, every), "text": fingerprint(text_only, every)}
+
+
 def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, reports: Path,
                  every: int = 1, resume: bool = False, device: torch.device | str = "cpu") -> TrainingRun:
     """Trains both branches, exports the bundle to ``out``, scores it on the held-out test splits.
@@ -195,12 +204,9 @@ def run_training(cfg: TrainConfig, data_dir: Path, out: Path, cache_dir: Path, r
     the audio branch's checkpoint survives changes of the text settings).
     """
     t0 = time.time()
-    # Neither branch depends on the other's training settings (each reseeds, each checkpoint holds its own
-    # weights): a run that changes only one branch's settings resumes the other, finished branch.
-    audio_only = replace(cfg, text_training=None, text_corpora=[])
-    text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0)
-    ckpts = (run_checkpoints(reports / "checkpoints", ("audio",), fingerprint(audio_only, every), resume)
-             | run_checkpoints(reports / "checkpoints", ("text",), fingerprint(text_only, every), resume))
+    prints = branch_fingerprints(cfg, every)
+    ckpts = (run_checkpoints(reports / "checkpoints", ("audio",), prints["audio"], resume)
+             | run_checkpoints(reports / "checkpoints", ("text",), prints["text"], resume))
     dims = cfg.dims()
     meld, rav = load_corpora(cfg, data_dir, every)
     audio_more, text_more = load_more(cfg.audio_corpora, data_dir, every), load_more(cfg.text_corpora, data_dir, every)

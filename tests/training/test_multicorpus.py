@@ -15,7 +15,7 @@ from emostream.training.config import ConfigError, parse_config
 from emostream.training.cross_corpus import run as cross_corpus
 from emostream.training.data.registry import CORPORA
 from emostream.training.splits import subsample
-from emostream.training.train import epoch_order, run_training
+from emostream.training.train import branch_fingerprints, epoch_order, run_training
 from tests import REPO_ROOT
 
 
@@ -121,3 +121,20 @@ def test_leave_one_corpus_out_runs_a_seed_recipe(more_data: Path, tmp_path: Path
     assert emodb["clean"]["n"] == emodb["telephone"]["n"] == emodb["first"]["n"] == whole
     assert emodb["clean"]["classes"] == list(CORPORA["emodb"].classes)
     assert "| emodb | telephone | ravdess |" in (tmp_path / "loco" / "table.md").read_text()
+
+
+def test_branch_checkpoints_survive_a_rename_and_the_other_branch() -> None:
+    """A bundle renamed, or one branch's settings changed, resumes the other branch's finished checkpoint."""
+    base = parse_config(_config())
+    renamed = parse_config(_config(bundle_id="another-name"))
+    text_changed = _config()
+    text_changed["text_training"]["epochs"] = 7
+    audio_changed = _config()
+    audio_changed["audio_training"]["telephone"] = 0.25
+    prints = {name: branch_fingerprints(cfg, every=1) for name, cfg in (
+        ("base", base), ("renamed", renamed), ("text", parse_config(text_changed)),
+        ("audio", parse_config(audio_changed)))}
+    assert prints["renamed"] == prints["base"]
+    assert prints["text"]["audio"] == prints["base"]["audio"] != prints["audio"]["audio"]
+    assert prints["audio"]["text"] == prints["base"]["text"] != prints["text"]["text"]
+    assert branch_fingerprints(base, every=10) != prints["base"]
