@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -124,3 +125,43 @@ def test_pipeline_encodes_each_utterance_once_for_features_and_asr(example_dialo
     unshared, _ = run(False)
     assert encodes == len(shared) == len(example_dialogue.turns)
     assert shared == unshared
+
+
+def test_features_stage_starts_the_shared_encode_on_the_exact_candidate(transcriber, turns):
+    """The utterance's one encode starts during the hangover, on the exact ``EndCandidate``, and the utterance the
+    endpoint hands on joins it (no second encode), so the features wait for nothing that could have run before the
+    endpoint. A guess short of the post-roll starts nothing."""
+    from emostream.stream.messages import EndCandidate, Utterance
+    from emostream.stream.stages.acoustic import AcousticFeatures
+    from emostream.stream.stages.encodes import SharedEncodes
+
+    spec, clip = read_meta(DEFAULT_BUNDLE).features, turns[0]
+
+    async def run() -> tuple[list[tuple[int, int]], torch.Tensor]:
+        service = AsrService(transcriber)
+        shared = SharedEncodes(SharedStates(service, Functionals(spec.functionals) if spec.functionals else None))
+        stage = AcousticFeatures(shared)
+
+        def passes() -> tuple[int, int]:  # (passes the stages started, encoder calls the engine made)
+            return shared.encodes, service.engine.batches["encode"].total()
+
+        seen = []
+        await stage.process(EndCandidate("s/1", 2.5, clip[:-1440], exact=False))
+        await asyncio.sleep(0.05)
+        seen.append(passes())
+        await stage.process(EndCandidate("s/1", 2.5, clip, exact=True))
+        for _ in range(3000):  # the hangover goes on while the encoder runs (if it was started)
+            if passes()[1]:
+                break
+            await asyncio.sleep(0.01)
+        seen.append(passes())
+        now = time.monotonic()
+        (out,) = await stage.process(Utterance("s", "s/1", 0, 0, "speaker_1", 0.0, 2.5, clip, now, now, False))
+        seen.append(passes())
+        await service.close()
+        return seen, out.frames
+
+    seen, frames = asyncio.run(run())
+    assert seen == [(0, 0), (1, 1), (1, 1)]
+    feats, mask = make_extractor(spec)([torch.from_numpy(clip)])
+    assert torch.allclose(frames, feats[0, : int(mask[0].sum())], atol=1e-4)
