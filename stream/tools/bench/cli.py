@@ -46,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-calls", metavar="N,...",
                    help="instead: N concurrent live calls through `emo-stream serve` (Twilio, 8 kHz mu-law, from "
                         "other processes) against the same calls replayed in-process; writes server.md/json")
+    p.add_argument("--repeats", type=int, default=1, metavar="R",
+                   help="with --server-calls: run each count R times per side, in ABBA order (in-process, server, "
+                        "server, in-process, ...) so that the machine's drift in speed hits both sides alike; the "
+                        "table gives medians and the median paired p95 ratio (default 1)")
     p.add_argument("--cluster-calls", metavar="N,...",
                    help="instead: N live calls through the single-process server on 1 core, then `emo-stream serve "
                         "--cluster` on Ray nodes of 1 core (1 node, 2 nodes); writes cluster.md/json (cluster.py)")
@@ -110,7 +114,7 @@ def server_comparison(a: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="emo-bench-") as tmp:
         example = example_dialogue(root)
         dialogues = [shortened(example, 2, Path(tmp))] if a.quick else [example, *real_dialogues(root, Path(tmp))]
-        result = compare(stream_counts(a.server_calls), dialogues, Path(tmp))
+        result = compare(stream_counts(a.server_calls), dialogues, Path(tmp), a.repeats)
     result |= {"command": " ".join(["emo-bench", *sys.argv[1:]]), "machine": machine(),
                "measured": datetime.datetime.now().isoformat(timespec="minutes"), "loadavg_before": loadavg_before,
                "loadavg_after": os.getloadavg()}
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     if a.worker:
         return worker_main(*a.worker)
+    if a.repeats < 1 or (a.repeats > 1 and not a.server_calls):
+        raise SystemExit(f"emo-bench: --repeats takes a count ≥ 1 and applies to --server-calls, got {a.repeats}")
     if a.from_results:
         write(report(json.loads(a.from_results.read_text())), a.out)
         return 0

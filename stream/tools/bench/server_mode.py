@@ -5,7 +5,9 @@ as an 8 kHz WAV. The server side starts ``emo-stream serve`` in its own process 
 process (``twilio_sender.py``) streams N calls at real time as Twilio Media Streams; the bench reads the final
 events on the server's ZeroMQ bus, as a supervisor's client would, and dates each against the moment its
 utterance's last audio left the sender (``t0 + end_s``). The in-process side is the bench's own real-time job
-(``worker.py``) on the same WAVs, the one speaker named as the server names a Twilio inbound track.
+(``worker.py``) on the same WAVs, the one speaker named as the server names a Twilio inbound track. With
+``--repeats R`` both sides run each count R times (``server_summary``: ABBA order, medians, paired p95 ratios); one
+warm ``emo-stream serve`` takes every server run and idles while the in-process ones run.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from emostream.stream.tools.bench.configs import P95_LIMIT_MS
 from emostream.stream.tools.bench.dialogues import Dialogue
 from emostream.stream.tools.bench.jobs import run_in_subprocess
 from emostream.stream.tools.bench.scoring import match, pct, word_error_rate
+from emostream.stream.tools.bench.server_summary import aggregate, schedule, table
 from emostream.stream.tools.bench.summary import summarise_streams
-from emostream.stream.tools.bench.tables import max_kept_up
 
 TOKEN = "emo-bench-token"
 ROLE = "customer"  # server.twilio_roles[0]: the speaker of a Twilio inbound track
@@ -163,90 +165,78 @@ def calls(server: Server, dialogues: list[Dialogue], ids: list[str], speed: floa
     return t0
 
 
-def server_runs(counts: list[int], dialogues: list[Dialogue], workdir: Path) -> list[dict[str, Any]]:
-    server = Server(workdir, max(counts))
-    bus = BusListener(server.zmq)
-    try:
+class ServerSide:
+    """Live calls through one ``emo-stream serve`` for the whole comparison, started and warmed up (the first calls
+    of every model, as in-process does) at its first run: every repetition then meets the same warm process, as a
+    deployed server's calls would, rather than one that has just loaded its models."""
+
+    def __init__(self, dialogues: list[Dialogue], workdir: Path, max_calls: int) -> None:
+        self.dialogues, self.workdir, self.max_calls = dialogues, workdir, max_calls
+        self.server: Server | None = None
+        self.bus: BusListener | None = None
+
+    def _start(self) -> tuple[Server, BusListener]:
+        self.server = Server(self.workdir, self.max_calls)
+        self.bus = BusListener(self.server.zmq)
         time.sleep(0.5)  # the subscription reaches the server before any event is published
-        calls(server, dialogues[:1], ["warm-up"], speed=0)  # first calls of every model, as in-process does
-        rows = []
-        for n in counts:
-            ids = [f"srv{n}-{i + 1:02d}" for i in range(n)]
-            t0 = calls(server, dialogues, ids, speed=1.0)
-            live, e2e, pairs, turns, finals = [], [], [], 0, 0
-            for i, sid in enumerate(ids):
-                d = dialogues[i % len(dialogues)]
-                got = bus.finals(sid)
-                finals += len(got)
-                by_id = {e["utterance_id"]: t for t, e in got}
-                matched = match([e for _, e in got], d.turns)
-                turns += len(d.turns)
-                pairs += [(t["text"], e["transcript"] if e else "") for t, e in zip(d.turns, matched, strict=True)]
-                live += [(by_id[e["utterance_id"]] - (t0[sid] + e["end_s"])) * 1000 for e in matched if e]
-                e2e += [e["latency_ms"]["end_to_end"] for e in matched if e]
-            rows.append({"streams": n, "turns": turns, "finals": finals, "matched": len(live),
-                         "all_finals": len(live) == turns == finals, "live_ms": {q: pct(live, q) for q in (50, 95, 99)},
-                         "final_ms": {q: pct(e2e, q) for q in (50, 95, 99)},
-                         "wer": word_error_rate(pairs)})
-            # The in-process rule less the source lag, which the sender process paces on its own clock.
-            rows[-1]["kept_up"] = rows[-1]["all_finals"] and pct(live, 95) is not None and pct(live, 95) <= P95_LIMIT_MS
-        return rows
-    finally:
-        bus.close()
-        server.stop()
+        calls(self.server, self.dialogues[:1], ["warm-up"], speed=0)
+        return self.server, self.bus
+
+    def run(self, n: int, repetition: int) -> dict[str, Any]:
+        """N calls at real time, scored as the in-process side scores its streams."""
+        server, bus = (self.server, self.bus) if self.server and self.bus else self._start()
+        ids = [f"srv{n}-r{repetition + 1}-{i + 1:02d}" for i in range(n)]
+        t0 = calls(server, self.dialogues, ids, speed=1.0)
+        live, e2e, pairs, turns, finals = [], [], [], 0, 0
+        for i, sid in enumerate(ids):
+            d = self.dialogues[i % len(self.dialogues)]
+            got = bus.finals(sid)
+            finals += len(got)
+            by_id = {e["utterance_id"]: t for t, e in got}
+            matched = match([e for _, e in got], d.turns)
+            turns += len(d.turns)
+            pairs += [(t["text"], e["transcript"] if e else "") for t, e in zip(d.turns, matched, strict=True)]
+            live += [(by_id[e["utterance_id"]] - (t0[sid] + e["end_s"])) * 1000 for e in matched if e]
+            e2e += [e["latency_ms"]["end_to_end"] for e in matched if e]
+        row = {"streams": n, "turns": turns, "finals": finals, "matched": len(live),
+               "all_finals": len(live) == turns == finals, "live_ms": {q: pct(live, q) for q in (50, 95, 99)},
+               "final_ms": {q: pct(e2e, q) for q in (50, 95, 99)}, "wer": word_error_rate(pairs)}
+        # The in-process rule less the source lag, which the sender process paces on its own clock.
+        row["kept_up"] = row["all_finals"] and pct(live, 95) is not None and pct(live, 95) <= P95_LIMIT_MS
+        return row
+
+    def close(self) -> None:
+        if self.bus:
+            self.bus.close()
+        if self.server:
+            self.server.stop()
 
 
-def inprocess_runs(counts: list[int], dialogues: list[Dialogue], workdir: Path) -> list[dict[str, Any]]:
-    rows = []
+def inprocess_run(n: int, dialogues: list[Dialogue], workdir: Path) -> dict[str, Any]:
+    """N streams at real time through the bench's own job, in a subprocess that loads and warms up its models."""
+    job = {"kind": "stream", "config": "emo-stream", "streams": n, "realtime": True, "channel_names": [ROLE],
+           "dialogues": [d.__dict__ for d in dialogues]}
     longest = max(d.duration_s for d in dialogues)
-    for n in counts:
-        job = {"kind": "stream", "config": "emo-stream", "streams": n, "realtime": True, "channel_names": [ROLE],
-               "dialogues": [d.__dict__ for d in dialogues]}
-        s = summarise_streams(run_in_subprocess(job, workdir, timeout_s=120 + longest * (2 + n)))
-        if "failed" in s:
-            raise SystemExit(f"emo-bench: the in-process run of {n} stream(s) failed: {s['failed']}")
-        rows.append({k: s[k] for k in ("streams", "turns", "finals", "matched", "all_finals", "live_ms", "final_ms",
-                                       "wer", "kept_up")})
-    return rows
+    s = summarise_streams(run_in_subprocess(job, workdir, timeout_s=120 + longest * (2 + n)))
+    if "failed" in s:
+        raise SystemExit(f"emo-bench: the in-process run of {n} stream(s) failed: {s['failed']}")
+    return {k: s[k] for k in ("streams", "turns", "finals", "matched", "all_finals", "live_ms", "final_ms", "wer",
+                              "kept_up")}
 
 
-def compare(counts: list[int], dialogues: list[Dialogue], workdir: Path) -> dict[str, Any]:
+def compare(counts: list[int], dialogues: list[Dialogue], workdir: Path, repeats: int = 1) -> dict[str, Any]:
+    """Both sides at every count, ``repeats`` times each in ``schedule``'s order; ``repetitions`` keeps every raw
+    row, the rest is ``aggregate``'s summary of them."""
     phone = [telephone_copy(d, workdir) for d in dialogues]
-    inproc = inprocess_runs(counts, phone, workdir)  # first, so the server's models are not in memory meanwhile
-    server = server_runs(counts, phone, workdir)
-    return {"dialogues": [d.__dict__ for d in phone], "in_process": inproc, "server": server,
-            "markdown": table(inproc, server)}
-
-
-def table(inproc: list[dict], server: list[dict]) -> str:
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.0f}"
-
-    lines = ["### Live calls over the network vs in-process replay (same telephone audio, real time)", "",
-             "| streams | in-process p50 | in-process p95 | server p50 | server p95 | p95 ratio | pipeline p95 "
-             "(in-process / server) | finals (in-process / server) | WER (in-process / server) "
-             "| kept up (in-process / server) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for a, b in zip(inproc, server, strict=True):
-        p95a, p95b = a["live_ms"][95], b["live_ms"][95]
-        ratio = f"{p95b / p95a:.2f}" if p95a and p95b is not None else "-"
-        lines.append(f"| {a['streams']} | {ms(a['live_ms'][50])} | {ms(p95a)} | {ms(b['live_ms'][50])} | {ms(p95b)} "
-                     f"| {ratio} | {ms(a['final_ms'][95])} / {ms(b['final_ms'][95])} "
-                     f"| {a['matched']}/{a['turns']} / {b['matched']}/{b['turns']} "
-                     f"| {a['wer']:.3f} / {b['wer']:.3f} | {yes(a['kept_up'])} / {yes(b['kept_up'])} |")
-    kept_in, kept_srv = max_kept_up(inproc), max_kept_up(server)
-    within = [b["live_ms"][95] <= 1.1 * a["live_ms"][95] for a, b in zip(inproc, server, strict=True)
-              if a["kept_up"] and b["kept_up"]]
-    lines += ["", "Latency: end of an utterance's audio at the source (the sender process, for the server) to its "
-              "final `emotion` event in hand (read on the server's ZeroMQ bus, for the server), in ms. Pipeline: the "
-              "events' own `end_to_end` (from the last voiced frame reaching the pipeline to publishing). Kept up: "
-              f"every final arrived and live p95 ≤ {P95_LIMIT_MS:.0f} ms (in-process also: the paced source never held "
-              "back by more than the bench's lag limit).", "",
-              f"Most real-time calls kept up: in-process {kept_in}, server {kept_srv} "
-              f"(target: the server as many as in-process: {yes(kept_srv >= kept_in)}); server p95 within 10 % of "
-              f"in-process at {sum(within)} of the {len(within)} counts both kept up."]
-    return "\n".join(lines) + "\n"
-
-
-def yes(flag: bool) -> str:
-    return "yes" if flag else "no"
+    server = ServerSide(phone, workdir, max(counts))
+    repetitions: dict[tuple[int, int], dict[str, Any]] = {}
+    try:
+        for n, r, side in schedule(counts, repeats):
+            rep = repetitions.setdefault((n, r), {"streams": n, "repetition": r + 1, "order": []})
+            rep["order"].append(side)
+            rep[side] = inprocess_run(n, phone, workdir) if side == "in_process" else server.run(n, r)
+    finally:
+        server.close()
+    summary = aggregate(list(repetitions.values()))
+    return {"dialogues": [d.__dict__ for d in phone], "repeats": repeats, **summary,
+            "repetitions": list(repetitions.values()), "markdown": table(summary)}
