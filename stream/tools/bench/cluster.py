@@ -30,7 +30,7 @@ from emostream.stream.tools.bench.configs import P95_LIMIT_MS
 from emostream.stream.tools.bench.dialogues import Dialogue, example_dialogue, repo_root, shortened
 from emostream.stream.tools.bench.scoring import match, pct
 from emostream.stream.tools.bench.server_mode import TOKEN, EventTail, calls, free_port, telephone_copy
-from emostream.stream.tools.bench.tables import fmt_load
+from emostream.stream.tools.bench.tables import fmt, fmt_load
 
 CLUSTER_CONFIG = """
 metrics: {{interval_s: 0}}
@@ -185,13 +185,10 @@ def compare_cluster(counts: list[int], dialogues: list[Dialogue], workdir: Path,
 
 
 def table(runs: dict[str, list[dict]]) -> str:
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.0f}"
-
     lines = ["| calls | " + " | ".join(f"{name}: p50 / p95 ms, finals, kept up" for name in runs) + " |",
              "|---|" + "---|" * len(runs)]
     for i, n in enumerate(r["calls"] for r in next(iter(runs.values()))):
-        cells = [f"{ms(r[i]['live_ms'][50])} / {ms(r[i]['live_ms'][95])}, {r[i]['matched']}/{r[i]['turns']}, "
+        cells = [f"{fmt(r[i]['live_ms'][50])} / {fmt(r[i]['live_ms'][95])}, {r[i]['matched']}/{r[i]['turns']}, "
                  f"{'yes' if r[i]['kept_up'] else 'no'}" for r in runs.values()]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     kept = {name: max([r["calls"] for r in rows if r["kept_up"]], default=0) for name, rows in runs.items()}

@@ -175,16 +175,15 @@ class ServerSide:
         self.server: Server | None = None
         self.bus: BusListener | None = None
 
-    def _start(self) -> tuple[Server, BusListener]:
-        self.server = Server(self.workdir, self.max_calls)
-        self.bus = BusListener(self.server.zmq)
-        time.sleep(0.5)  # the subscription reaches the server before any event is published
-        calls(self.server, self.dialogues[:1], ["warm-up"], speed=0)
-        return self.server, self.bus
-
     def run(self, n: int, repetition: int) -> dict[str, Any]:
         """N calls at real time, scored as the in-process side scores its streams."""
-        server, bus = (self.server, self.bus) if self.server and self.bus else self._start()
+        if self.server is None:
+            self.server = Server(self.workdir, self.max_calls)
+            self.bus = BusListener(self.server.zmq)
+            time.sleep(0.5)  # the subscription reaches the server before any event is published
+            calls(self.server, self.dialogues[:1], ["warm-up"], speed=0)
+        server, bus = self.server, self.bus
+        assert bus is not None
         ids = [f"srv{n}-r{repetition + 1}-{i + 1:02d}" for i in range(n)]
         t0 = calls(server, self.dialogues, ids, speed=1.0)
         live, e2e, pairs, turns, finals = [], [], [], 0, 0

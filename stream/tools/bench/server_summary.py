@@ -11,7 +11,7 @@ from statistics import median
 from typing import Any
 
 from emostream.stream.tools.bench.configs import P95_LIMIT_MS
-from emostream.stream.tools.bench.tables import max_kept_up
+from emostream.stream.tools.bench.tables import fmt, max_kept_up
 
 SIDES = ("in_process", "server")
 WITHIN = 1.10  # issue 15: server p95 within 10 % of in-process
@@ -79,9 +79,6 @@ def aggregate(repetitions: list[dict]) -> dict[str, Any]:
 
 def table(summary: dict[str, Any]) -> str:
     """The markdown of ``aggregate``'s summary: with one repetition, the table as it was before repetitions."""
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.0f}"
-
     verdict, repeats = summary["verdict"], summary["verdict"]["repeats"]
     lines = ["### Live calls over the network vs in-process replay (same telephone audio, real time)", "",
              "| streams | in-process p50 | in-process p95 | server p50 | server p95 | p95 ratio | pipeline p95 "
@@ -90,8 +87,8 @@ def table(summary: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for a, b, p in zip(summary["in_process"], summary["server"], summary["paired"], strict=True):
         ratio = "-" if p["median_p95_ratio"] is None else f"{p['median_p95_ratio']:.2f}"
-        lines.append(f"| {a['streams']} | {ms(a['live_ms'][50])} | {ms(a['live_ms'][95])} | {ms(b['live_ms'][50])} "
-                     f"| {ms(b['live_ms'][95])} | {ratio} | {ms(a['final_ms'][95])} / {ms(b['final_ms'][95])} "
+        lines.append(f"| {a['streams']} | {fmt(a['live_ms'][50])} | {fmt(a['live_ms'][95])} | {fmt(b['live_ms'][50])} "
+                     f"| {fmt(b['live_ms'][95])} | {ratio} | {fmt(a['final_ms'][95])} / {fmt(b['final_ms'][95])} "
                      f"| {a['matched']}/{a['turns']} / {b['matched']}/{b['turns']} "
                      f"| {a['wer']:.3f} / {b['wer']:.3f} | {yes(a['kept_up'])} / {yes(b['kept_up'])} |")
     lines += ["", "Latency: end of an utterance's audio at the source (the sender process, for the server) to its "
@@ -105,7 +102,7 @@ def table(summary: dict[str, Any]) -> str:
                   "repetition; p95 ratio: the median of each repetition's server / in-process p95. Per repetition, "
                   "in-process / server p95 ms (ratio):", ""]
         lines += [f"- {p['streams']}: " + ", ".join(
-            f"{ms(a)} / {ms(b)} ({'-' if r is None else f'{r:.2f}'})"
+            f"{fmt(a)} / {fmt(b)} ({'-' if r is None else f'{r:.2f}'})"
             for (a, b), r in zip(p["p95_pairs"], p["p95_ratios"], strict=True)) for p in summary["paired"]]
     kept = verdict["max_kept_up"]
     lines += ["", f"Most real-time calls kept up: in-process {kept['in_process']}, server {kept['server']} "

@@ -63,8 +63,8 @@ def test_repetitions_take_medians_sum_counts_and_judge_on_the_median_paired_rati
     assert paired["median_p95_ratio"] == 1.05  # the medians' own ratio, 1000 / 800, would say 1.25
     assert summary["verdict"]["within_10pct"] == [4] and summary["verdict"]["repeats"] == 3
     md = table(summary)
-    assert "| 4 | 500 | 800 | 600 | 1000 | 1.05 |" in md and "6/6 / 6/6" in md
-    assert "- 4: 600 / 630 (1.05), 1200 / 1260 (1.05), 800 / 1000 (1.25)" in md
+    assert "| 4 | 500 | 800 | 600 | 1,000 | 1.05 |" in md and "6/6 / 6/6" in md
+    assert "- 4: 600 / 630 (1.05), 1,200 / 1,260 (1.05), 800 / 1,000 (1.25)" in md
     assert "Each count ran 3 times per side in ABBA order" in md and "over 3 repetitions per count" in md
 
 
