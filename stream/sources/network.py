@@ -11,6 +11,7 @@ is still framed, and the utterance in flight is finalised by the stages' ``EndOf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -30,7 +31,8 @@ class NetworkSource:
             raise ValueError(f"channels must be at least 1, got {channels}")
         self.stream_id, self.channels, self.sample_rate = stream_id, channels, sample_rate
         self.frame_samples = frame_samples
-        self._queue: asyncio.Queue[tuple[np.ndarray, float] | str] = asyncio.Queue(queue_blocks)
+        # Blocks with their arrival time; a str ends the call (the reason, "" if clean); None: the server stops.
+        self._queue: asyncio.Queue[tuple[np.ndarray, float] | str | None] = asyncio.Queue(queue_blocks)
         self._ended = False  # no more pushes are accepted
         self._finished = False  # the consumer is gone: pushes are dropped instead of waiting
         self._late_error = ""  # the end reason, when the queue was full as the connection ended
@@ -65,21 +67,17 @@ class NetworkSource:
         resampler = LiveResampler(self.sample_rate, SAMPLE_RATE, self.channels)
         framer = _Framer(self.stream_id, self.channels, self.frame_samples)
         error = ""
-        stop_wait = asyncio.ensure_future(stop.wait())
+        # A stop (SIGTERM) reaches a waiting loop as a None in the queue, so that each block costs one plain
+        # ``get`` (a call sends 50 a second); a loop that is not waiting sees ``stop`` itself.
+        watcher = asyncio.ensure_future(self._post_stop(stop))
         try:
-            while True:
-                if self._queue.empty():
-                    if self._ended:  # the end marker did not fit in the queue
-                        error = self._late_error
-                        break
-                    get = asyncio.ensure_future(self._queue.get())
-                    await asyncio.wait({get, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-                    if not get.done():
-                        get.cancel()
-                        break  # stopped (SIGTERM): finalise what was received
-                    item = get.result()
-                else:
-                    item = self._queue.get_nowait()
+            while not stop.is_set():  # stopped: finalise what was received
+                if self._queue.empty() and self._ended:  # the end marker did not fit in the queue
+                    error = self._late_error
+                    break
+                item = await self._queue.get()
+                if item is None:
+                    break
                 if isinstance(item, str):
                     error = item
                     break
@@ -87,13 +85,19 @@ class NetworkSource:
                 for frame in framer.push(resampler(block), wall):
                     yield frame
         finally:
-            stop_wait.cancel()
+            watcher.cancel()
             self._finished = True
             while not self._queue.empty():  # wakes a handler waiting to push
                 self._queue.get_nowait()
         for frame in framer.push(resampler.flush(), time.monotonic(), flush=True):
             yield frame
         yield EndOfStream(self.stream_id, frames=framer.index, peak=framer.peak / 32768.0, error=error)
+
+
+    async def _post_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue: the loop is not waiting
+            self._queue.put_nowait(None)
 
 
 class _Framer:

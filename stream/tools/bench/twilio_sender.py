@@ -3,7 +3,7 @@
 ``python -m emostream.stream.tools.bench.twilio_sender URL WAV:STREAM_ID [WAV:STREAM_ID ...] [--speed X]
 [--start-at T]`` streams each 8 kHz mono WAV to ``emo-stream serve`` as Twilio Media Streams (mu-law, 20 ms
 ``media`` messages, paced at ``speed`` times real time; 0 = as fast as the server reads), then ``stop``, all calls
-at once. Every message is encoded before the first is sent, and one event loop sends them all, so that the load
+at once. Every message is encoded before the first is sent, and one clock sends them all, so that the load
 generator takes as little as it can of the CPU it shares with the server (a platform sends from machines of its
 own). ``--start-at T`` holds the first chunks until Unix time T. Per call it prints ``{"sid": ..., "t0": T}``
 (Unix time its first chunk left) and, when the server has closed that socket, ``{"sid": ..., "closed": CODE}``:
@@ -43,22 +43,36 @@ def messages(samples: np.ndarray, stream_id: str) -> tuple[list[str], list[str]]
     return opening, [*media, json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": f"CA{stream_id}"}})]
 
 
-async def send(session: aiohttp.ClientSession, url: str, samples: np.ndarray, stream_id: str, speed: float,
-               start_at: float) -> None:
-    opening, rest = messages(samples, stream_id)
-    async with session.ws_connect(url, max_msg_size=0) as ws:
-        for m in opening:
-            await ws.send_str(m)
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        t0 = time.time()
-        print(json.dumps({"sid": stream_id, "t0": t0}), flush=True)
-        for i, m in enumerate(rest):
-            await ws.send_str(m)
-            if speed:
-                await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK / RATE / speed - time.time()))
-        async for _ in ws:  # until the server closes, once the call's last event is out
-            pass
-        print(json.dumps({"sid": stream_id, "closed": ws.close_code or 0}), flush=True)
+async def send_all(url: str, calls: list[tuple[np.ndarray, str]], speed: float, start_at: float) -> None:
+    """Every call's messages on one clock: at each 20 ms tick, the next message of every call still sending (one
+    wake-up per tick, not one per call, so that the sender's share of the CPU does not grow with the calls)."""
+    scripts = [(sid, *messages(samples, sid)) for samples, sid in calls]
+    async with aiohttp.ClientSession() as session:
+        sockets = [await session.ws_connect(url, max_msg_size=0) for _ in scripts]
+        try:
+            for ws, (_, opening, _) in zip(sockets, scripts, strict=True):
+                for m in opening:
+                    await ws.send_str(m)
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            t0 = time.time()
+            for sid, _, _ in scripts:
+                print(json.dumps({"sid": sid, "t0": t0}), flush=True)
+            for i in range(max(len(rest) for _, _, rest in scripts)):
+                for ws, (_, _, rest) in zip(sockets, scripts, strict=True):
+                    if i < len(rest):
+                        await ws.send_str(rest[i])
+                if speed:
+                    await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK / RATE / speed - time.time()))
+            await asyncio.gather(*(closed(ws, sid) for ws, (sid, _, _) in zip(sockets, scripts, strict=True)))
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+
+async def closed(ws: aiohttp.ClientWebSocketResponse, stream_id: str) -> None:
+    async for _ in ws:  # until the server closes, once the call's last event is out
+        pass
+    print(json.dumps({"sid": stream_id, "closed": ws.close_code or 0}), flush=True)
 
 
 def read(wav: str) -> np.ndarray:
@@ -66,11 +80,6 @@ def read(wav: str) -> np.ndarray:
     if rate != RATE or samples.ndim != 1:
         raise SystemExit(f"twilio_sender: {wav} must be 8 kHz mono, got {rate} Hz, shape {samples.shape}")
     return samples
-
-
-async def send_all(url: str, calls: list[tuple[np.ndarray, str]], speed: float, start_at: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(send(session, url, samples, sid, speed, start_at) for samples, sid in calls))
 
 
 def main() -> int:
