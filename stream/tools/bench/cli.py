@@ -20,6 +20,7 @@ from emostream.stream.tools.bench.dialogues import example_dialogue, real_dialog
 from emostream.stream.tools.bench.jobs import fast_runs, realtime_runs, run_in_subprocess
 from emostream.stream.tools.bench.report import report, write
 from emostream.stream.tools.bench.server_mode import compare, telephone_copy
+from emostream.stream.tools.bench.server_plot import plot
 from emostream.stream.tools.bench.slowdown import Slowdown, SlowdownUnavailable, check
 from emostream.stream.tools.bench.tables import fmt_load
 from emostream.stream.tools.bench.worker import worker_main
@@ -123,6 +124,7 @@ def server_comparison(a: argparse.Namespace) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "server.json").write_text(json.dumps(result, indent=1) + "\n")
     (a.out / "server.md").write_text(result["markdown"])
+    plot(json.loads((a.out / "server.json").read_text()), a.out / "server.png")
     print(result["markdown"])
     return 0
 

@@ -16,6 +16,7 @@ def test_server_mode_compares_live_calls_with_in_process_replay(tmp_path):
     assert "### Live calls over the network vs in-process replay" in p.stdout
     result = json.loads((out / "server.json").read_text())
     assert (out / "server.md").read_text() in p.stdout
+    assert (out / "server.png").read_bytes().startswith(b"\x89PNG")
     assert [d["name"] for d in result["dialogues"]] == ["call_center_short_phone"]
     for side in ("in_process", "server"):
         (row,) = result[side]
