@@ -93,7 +93,6 @@ class NetworkSource:
             yield frame
         yield EndOfStream(self.stream_id, frames=framer.index, peak=framer.peak / 32768.0, error=error)
 
-
     async def _post_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
         with contextlib.suppress(asyncio.QueueFull):  # a full queue: the loop is not waiting
