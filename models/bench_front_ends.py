@@ -19,6 +19,7 @@ import soundfile as sf
 import torch
 
 from emostream.models.features import FeatureSpec, make_extractor
+from emostream.models.functionals import Functionals
 from emostream.models.text_encoder import PACKAGED_ENCODERS, TextEncoder, TextEncoderSpec
 from emostream.models.whisper_states import WHISPER_MODELS
 
@@ -64,6 +65,13 @@ def main(argv: list[str] | None = None) -> None:
             continue
         ms = median_ms(lambda x=extractor: x(wave), args.repeats)
         print(f"| {label} | {spec.dim} per {spec.hop_ms:g} ms | {ms:.1f} |")
+    try:
+        functionals = Functionals("egemaps")
+    except RuntimeError as e:
+        print(f"| eGeMAPS v02 functionals (openSMILE) | - | not installed: {e} |")
+    else:  # computed beside the encoder states when a bundle asks for them (the default bundle does)
+        ms = median_ms(lambda: functionals(wave), args.repeats)
+        print(f"| eGeMAPS v02 functionals (openSMILE) | {functionals.dim} per utterance | {ms:.1f} |")
     for name in PACKAGED_ENCODERS:
         try:
             encoder = TextEncoder(TextEncoderSpec(name=name))
