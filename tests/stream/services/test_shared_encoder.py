@@ -5,6 +5,7 @@ transcriber's, and a pipeline whose bundle can share runs one encode per utteran
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from dataclasses import replace
@@ -108,6 +109,8 @@ def test_pipeline_encodes_each_utterance_once_for_features_and_asr(example_dialo
         cfg = override(Config(), publish={"stdout": False}, asr={"share_encoder": share, "partial_interval_ms": 0})
         runtime = load_runtime(cfg)
         assert isinstance(runtime.features, SharedStates) == share
+        # The loaded models are out of the collector's reach (runtime.freeze_loaded_objects).
+        assert not any(o is runtime.bundle.model for o in gc.get_objects())
         recorder = Recorder()
         source = timed_source(example_dialogue.path, "s", cfg.vad.frame_samples, False, SourceClock())
         pipeline = StreamPipeline(StreamSpec("s", source, "example", live=False), cfg, runtime, [recorder])
