@@ -92,15 +92,18 @@ class FeatureSpec:
 Extractor = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
 
-def make_extractor(spec: FeatureSpec, device: torch.device | str = "cpu", threads: int = 1) -> Extractor:
+def make_extractor(spec: FeatureSpec, device: torch.device | str = "cpu", threads: int = 1,
+                   with_functionals: bool = True) -> Extractor:
     """The front end a spec names, on ``device``: waveforms → ``(B, T, dim)`` frames and a ``(B, T)`` mask.
-    ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller)."""
+    ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller).
+    ``with_functionals`` False leaves the spec's functionals out (a live stream appends them itself, as the
+    utterance is spoken: stream/stages/functionals.py)."""
     frames: Extractor
     if spec.kind == "whisper":
         frames = WhisperStates(spec.whisper, spec.whisper_window_s, spec.max_frames, device, threads)
     else:
         frames = FeatureExtractor(spec).to(device)
-    return WithFunctionals(frames, Functionals(spec.functionals)) if spec.functionals else frames
+    return WithFunctionals(frames, Functionals(spec.functionals)) if spec.functionals and with_functionals else frames
 
 
 class FeatureExtractor(torch.nn.Module):

@@ -28,6 +28,7 @@ from emostream.stream.stages.context import ContextBuffer
 from emostream.stream.stages.diarization import SpeakerLabelling
 from emostream.stream.stages.embedding import TextEmbedding
 from emostream.stream.stages.encodes import SharedEncodes
+from emostream.stream.stages.functionals import UtteranceFunctionals
 from emostream.stream.stages.inference import EarlyEstimate, Inference
 from emostream.stream.stages.segmentation import Segmentation
 from emostream.stream.stages.speaker_normalisation import SpeakerNormalisation
@@ -67,6 +68,7 @@ class StreamPipeline:
                          cfg.asr.partial_interval_ms if spec.live else 0,
                          cfg.asr.speculate_after_ms),
             AcousticFeatures(shared or runtime.features),
+            *([UtteranceFunctionals(runtime.functionals)] if runtime.functionals else []),
             *([SpeakerNormalisation(meta.speaker_norm)] if meta.speaker_norm else []),
             EarlyEstimate(runtime.inference, meta.id),
             self.transcription,

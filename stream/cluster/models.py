@@ -23,7 +23,6 @@ from ray import serve
 from emostream.models.bundle import load_bundle, read_meta
 from emostream.models.collate import UtteranceInput
 from emostream.models.features import FeatureSpec, make_extractor
-from emostream.models.functionals import Functionals
 from emostream.models.text_encoder import TextEncoder, TextEncoding
 from emostream.stream.cluster.wire import from_wire, to_wire
 from emostream.stream.config import Config, DeploymentConfig
@@ -71,8 +70,7 @@ class AsrModel:
         self.service = AsrService(Transcriber(cfg.asr, device), cfg.asr.max_batch)
         spec = read_meta(bundle_path(cfg)).features
         self.unshared = why_features_not_shared(cfg, spec)
-        self.states = None if self.unshared else SharedStates(
-            self.service, Functionals(spec.functionals) if spec.functionals else None)
+        self.states = None if self.unshared else SharedStates(self.service)
         self.passes: Counter[str] = Counter()  # encoder passes, "final" and "partial" (encoder_passes)
 
     @serve.batch
@@ -87,7 +85,7 @@ class AsrModel:
         if self.states is None:  # only when nodes disagree on the config or the bundle
             raise RuntimeError(f"this asr replica does not share its encodes ({self.unshared})")
         self.passes["final"] += len(audios)
-        # Copies: Ray hands over read-only arrays, and the functionals take the audio as a tensor.
+        # Copies: Ray hands over read-only arrays.
         return list(await asyncio.gather(*(_both(self.states.start(a.copy())) for a in audios)))
 
     async def encoder_passes(self) -> dict[str, int]:
@@ -107,7 +105,8 @@ class FeaturesModel:
     def __init__(self, cfg: Config) -> None:
         _prepare(cfg.cluster.features, self.extract)
         device = resolve_device(replica_device(cfg, cfg.cluster.features))
-        self.extractor = make_extractor(read_meta(bundle_path(cfg)).features, device)
+        # The functionals are appended beside each call, as the utterance is spoken (stream/stages/functionals.py).
+        self.extractor = make_extractor(read_meta(bundle_path(cfg)).features, device, with_functionals=False)
 
     @serve.batch
     async def extract(self, waves: list[np.ndarray]) -> list[np.ndarray]:

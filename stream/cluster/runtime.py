@@ -7,6 +7,7 @@ import torch
 from ray.serve.handle import DeploymentHandle
 
 from emostream.models.bundle import load_bundle
+from emostream.models.functionals import Functionals
 from emostream.stream.cluster.models import replica_device
 from emostream.stream.cluster.services import RayAsr, RayClassifier, RayExtractor, RayStates, RayTextEncoder
 from emostream.stream.config import Config
@@ -25,6 +26,8 @@ def cluster_runtime(cfg: Config, asr: DeploymentHandle, features: DeploymentHand
         bundle=bundle,
         asr=RayAsr(asr),
         features=RayStates(asr) if features is None else RayExtractor(features),
+        # The functionals are fed as each utterance is spoken: beside the call, like its VAD.
+        functionals=Functionals(bundle.meta.features.functionals) if bundle.meta.features.functionals else None,
         encoder=RayTextEncoder(text, bundle.meta.text_encoder),
         inference=RayClassifier(inference),
         # Speaker turns are per-call state and a small model: kept beside the call, not a deployment.

@@ -39,6 +39,8 @@ class Runtime:
     asr: Asr
     # SharedEncoder: the bundle's features come from the ASR's own encoder pass (shared_states.py).
     features: FeatureExtractor | SharedEncoder
+    # The bundle's utterance functionals, appended to the features' frames by a stage of each stream.
+    functionals: Functionals | None
     encoder: SentenceEncoder
     inference: Classifier
     speaker_encoder: SpeakerEncoder | None
@@ -78,8 +80,8 @@ def load_runtime(cfg: Config) -> Runtime:
         unshared = why_not_shared(bundle.meta.features, transcriber.cfg, cfg.vad, device)
         log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
         spec = bundle.meta.features
-        features = make_extractor(spec, device) if unshared else SharedStates(
-            asr, Functionals(spec.functionals) if spec.functionals else None)
+        features = make_extractor(spec, device, with_functionals=False) if unshared else SharedStates(asr)
+        functionals = Functionals(spec.functionals) if spec.functionals else None
         encoder = TextEncoder(bundle.meta.text_encoder, device)
     except MissingModel as e:
         raise UserError(f"{e} (needed by bundle {bundle_path(cfg)})") from None
@@ -87,6 +89,7 @@ def load_runtime(cfg: Config) -> Runtime:
         bundle=bundle,
         asr=asr,
         features=features,
+        functionals=functionals,
         encoder=encoder,
         inference=InferenceService(EmotionClassifier(bundle, device), cfg.model.max_batch, cfg.model.max_wait_ms),
         speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,

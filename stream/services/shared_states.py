@@ -4,7 +4,7 @@ When a bundle's features are the encoder states of the ASR's Whisper model at th
 (models/whisper_states.py: the default bundle's tiny.en at 10 s), the states the bundle wants are the first
 rows of the encoder output that the final decode needs anyway. Encoding once for both saves an encoder pass
 per utterance, the largest single cost after the decode. A bundle that also reads the utterance's functionals
-(eGeMAPS) gets them computed beside the shared encode and appended.
+(eGeMAPS) gets them from the stage after (stream/stages/functionals.py), as with any other extractor.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from emostream.models.features import FeatureSpec
-from emostream.models.functionals import Functionals
 from emostream.models.whisper_states import HOP, MAX_WINDOW_S
 from emostream.stream.config import AsrConfig
 from emostream.stream.messages import Transcript
@@ -48,9 +47,8 @@ class SharedStates:
     ``asr.encode`` once per utterance, then :meth:`frames`, exactly the states ``WhisperStates`` computes from its
     own pass. In a cluster the ASR replica holds one and answers the ingress's passes with it (cluster/models.py)."""
 
-    def __init__(self, asr: AsrService, functionals: Functionals | None = None) -> None:
+    def __init__(self, asr: AsrService) -> None:
         self.asr = asr
-        self.functionals = functionals  # the bundle's utterance functionals, appended to the states' frames
 
     def start(self, audio: np.ndarray) -> LocalPass:
         return LocalPass(self, audio)
@@ -61,30 +59,17 @@ class SharedStates:
         n = max(1, -(-encoding.samples // FRAME_SAMPLES))
         return torch.as_tensor(encoding.states[:n]).float().cpu()
 
-    @staticmethod
-    def with_functionals(frames: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """``frames`` ``(T, dim)`` with the utterance's functionals ``(F,)`` appended to each, as
-        ``models.functionals.WithFunctionals`` appends them to the extractor's own frames."""
-        return torch.cat([frames, values.to(frames.dtype).expand(len(frames), -1)], dim=-1)
-
 
 class LocalPass:
     """One utterance's encode in this process: its frames as soon as it is done, its transcript decoded from it.
     Both halves await it shielded: one stage dropping its speculation must not cancel what the other awaits."""
 
     def __init__(self, states: SharedStates, audio: np.ndarray) -> None:
-        self.states, self.audio = states, audio
+        self.states = states
         self.encoding = asyncio.ensure_future(states.asr.encode(audio, FINAL))
 
     async def frames(self) -> torch.Tensor:
-        """The encode's states, and the utterance's functionals where the bundle reads them (openSMILE, in a thread
-        while the encode runs: tens of milliseconds of its own)."""
-        functionals = self.states.functionals
-        if functionals is None:
-            return self.states.frames(await asyncio.shield(self.encoding))
-        encoding, values = await asyncio.gather(asyncio.shield(self.encoding),
-                                                asyncio.to_thread(functionals, [torch.from_numpy(self.audio)]))
-        return self.states.with_functionals(self.states.frames(encoding), values[0])
+        return self.states.frames(await asyncio.shield(self.encoding))
 
     async def transcript(self) -> Transcript:
         return await self.states.asr.decode(await asyncio.shield(self.encoding), FINAL)

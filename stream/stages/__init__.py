@@ -7,12 +7,14 @@ They run in this order (pipeline.py wires them; brackets: only when configured s
 3. [``diarization.SpeakerLabelling``, mono streams with ``speakers.enabled``]: speaker of each Utterance
    (speakers.py)
 4. ``acoustic.AcousticFeatures``: Utterance → Acoustic (EndCandidate: features started on the guess)
-5. [``speaker_normalisation.SpeakerNormalisation``, bundles trained with it]: Acoustic → Acoustic
-6. ``inference.EarlyEstimate``: the audio-only estimate event at the endpoint, Acoustic passed on
-7. ``transcription.Transcription`` (agreement.py for partials): Acoustic → Transcribed, and Speculated, partials
-8. ``embedding.TextEmbedding``: Transcribed → Embedded
-9. ``context.ContextBuffer``: Embedded → InContext
-10. ``inference.Inference``: InContext → the fused emotion event
+5. [``functionals.UtteranceFunctionals``, bundles with utterance functionals]: Acoustic → Acoustic with them
+   appended (fed the PartialAudio and EndCandidates that go by while the utterance is spoken)
+6. [``speaker_normalisation.SpeakerNormalisation``, bundles trained with it]: Acoustic → Acoustic
+7. ``inference.EarlyEstimate``: the audio-only estimate event at the endpoint, Acoustic passed on
+8. ``transcription.Transcription`` (agreement.py for partials): Acoustic → Transcribed, and Speculated, partials
+9. ``embedding.TextEmbedding``: Transcribed → Embedded
+10. ``context.ContextBuffer``: Embedded → InContext
+11. ``inference.Inference``: InContext → the fused emotion event
 
 Events (``Outgoing``) pass every later stage untouched. Models stay behind the shared services (stream/services).
 """

@@ -17,7 +17,6 @@ import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
 from emostream.models.features import make_extractor
-from emostream.models.functionals import Functionals
 from emostream.stream.config import AsrConfig, Config, override
 from emostream.stream.services.asr import FINAL, PARTIAL, AsrService, Transcriber
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
@@ -51,7 +50,7 @@ def test_shared_encode_gives_the_extractors_features_and_the_transcribers_text(t
     """Every turn of the example at once, as concurrent streams would send them: the engine batches them, and
     each result is still the one-at-a-time result (features within float tolerance, transcripts identical)."""
     spec = read_meta(DEFAULT_BUNDLE).features
-    feats, mask = make_extractor(spec)([torch.from_numpy(t) for t in turns])
+    feats, mask = make_extractor(spec, with_functionals=False)([torch.from_numpy(t) for t in turns])
     expected_text = [transcriber.transcribe(t) for t in turns]
 
     async def run() -> tuple[list, list, dict]:
@@ -62,12 +61,9 @@ def test_shared_encode_gives_the_extractors_features_and_the_transcribers_text(t
         return encodings, texts, service.engine.batches
 
     encodings, texts, batches = asyncio.run(run())
-    functionals = Functionals(spec.functionals) if spec.functionals else None
     for i, encoding in enumerate(encodings):
         frames = SharedStates.frames(encoding)
-        if functionals is not None:  # appended beside the shared states as the extractor appends them
-            frames = SharedStates.with_functionals(frames, functionals([torch.from_numpy(turns[i])])[0])
-        assert frames.shape == (int(mask[i].sum()), spec.dim)
+        assert frames.shape == (int(mask[i].sum()), feats.shape[-1])
         assert torch.allclose(frames, feats[i, : len(frames)], atol=1e-4)
     assert [t.text for t in texts] == [t.text for t in expected_text]
     assert [t.avg_logprob for t in texts] == pytest.approx([t.avg_logprob for t in expected_text], abs=1e-4)
@@ -142,7 +138,7 @@ def test_features_stage_starts_the_shared_encode_on_the_exact_candidate(transcri
 
     async def run() -> tuple[list[tuple[int, int]], torch.Tensor]:
         service = AsrService(transcriber)
-        shared = SharedEncodes(SharedStates(service, Functionals(spec.functionals) if spec.functionals else None))
+        shared = SharedEncodes(SharedStates(service))
         stage = AcousticFeatures(shared)
 
         def passes() -> tuple[int, int]:  # (passes the stages started, encoder calls the engine made)
@@ -166,5 +162,5 @@ def test_features_stage_starts_the_shared_encode_on_the_exact_candidate(transcri
 
     seen, frames = asyncio.run(run())
     assert seen == [(0, 0), (1, 1), (1, 1)]
-    feats, mask = make_extractor(spec)([torch.from_numpy(clip)])
+    feats, mask = make_extractor(spec, with_functionals=False)([torch.from_numpy(clip)])
     assert torch.allclose(frames, feats[0, : int(mask[0].sum())], atol=1e-4)
