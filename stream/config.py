@@ -71,7 +71,13 @@ class ModelConfig:
     bundle: str = "default"  # "default" (shipped) or a bundle directory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     max_batch: int = 32  # utterances of all streams batched into one forward pass
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_wait_ms: float = 0.0  # how long a batch's first request waits for company (0: a batch is what queued meanwhile)
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"model.max_batch: must be at least 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"model.max_wait_ms: must be at least 0, got {self.max_wait_ms}")
 
 
 @dataclass(frozen=True)

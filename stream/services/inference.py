@@ -58,8 +58,9 @@ class _Request:
 
 
 class InferenceService:
-    """Collects requests from all streams for up to ``max_wait_ms`` (or ``max_batch`` of them) and runs
-    them as one batch: on a GPU many streams then cost about as much as one."""
+    """Runs the requests of all streams in batches (at most ``max_batch``): on a GPU many streams then cost about as
+    much as one. A batch is what queued while the previous one ran, as in the ASR engine, so one stream waits for
+    nobody; ``max_wait_ms`` > 0 also holds a batch's first request that long for company."""
 
     def __init__(self, classifier: EmotionClassifier, max_batch: int, max_wait_ms: float) -> None:
         self.classifier = classifier
@@ -82,8 +83,14 @@ class InferenceService:
             batch = [await self._requests.get()]
             deadline = time.monotonic() + self.max_wait_s
             while len(batch) < self.max_batch:
+                if not self._requests.empty():
+                    batch.append(self._requests.get_nowait())
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
                 try:
-                    batch.append(await asyncio.wait_for(self._requests.get(), deadline - time.monotonic()))
+                    batch.append(await asyncio.wait_for(self._requests.get(), left))
                 except TimeoutError:
                     break
             batch = [r for r in batch if not r.done.cancelled()]
