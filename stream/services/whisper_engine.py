@@ -5,6 +5,10 @@ partials, and each call takes every waiting job of the same kind, priority and s
 of decodes costs far less per stream than one decode at a time; on a GPU, encodes batch too). Nothing waits
 for company: a batch forms from what queued while the previous call ran, so one stream pays no delay.
 
+On a CPU encodes run one at a time: the encoder's matrix products already fill the cores, so a batch of N
+takes about N times one encode and hands every result over at its end, while one at a time does the same work
+and lets a final that arrives meanwhile go next, ahead of the partials still queued.
+
 Encoder output is kept per utterance (:class:`Encoding`) so that the final decode and the bundle's acoustic
 features (Whisper encoder states, models/whisper_states.py) can share one encoder pass.
 """
@@ -109,8 +113,9 @@ class WhisperEngine:
         head = heapq.heappop(self._jobs)
         if head.op == "call":
             return [head]
+        limit = self.max_batch if self.on_gpu or head.op == "decode" else 1
         mates = sorted(j for j in self._jobs if (j.op, j.priority, j.shape) == (head.op, head.priority, head.shape))
-        batch = [head, *mates[: self.max_batch - 1]]
+        batch = [head, *mates[: limit - 1]]
         taken = {id(j) for j in batch}
         self._jobs = [j for j in self._jobs if id(j) not in taken]
         heapq.heapify(self._jobs)
