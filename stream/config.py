@@ -245,7 +245,8 @@ class DeploymentConfig:
     max_replicas_per_node: int = 0  # 0 = no limit; 1 spreads the replicas over as many nodes
     target_ongoing: float = 2.0  # autoscaling: requests in flight per replica it aims at
     max_batch: int = 8  # @serve.batch: requests of all calls batched into one model call (models only)
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company (models only)
+    # How long a batch's first request waits for company (models only); 0: what queued meanwhile, as in one process.
+    max_wait_ms: float = 0.0
 
     def check(self, where: str) -> None:
         if self.min_replicas < 1:
