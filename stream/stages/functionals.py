@@ -64,8 +64,7 @@ class UtteranceFunctionals(Stage[Passing, Passing]):
         latency = item.latency_ms | {"functionals": elapsed_ms(t0, time.monotonic())}
         return [Acoustic(utt, frames, latency)]
 
-    async def flush(self) -> list[Passing]:
-        for live in self._live.values():
+    def close(self) -> None:
+        for live in self._live.values():  # their threads would otherwise wait for audio for good
             live.abort()
         self._live.clear()
-        return []

@@ -33,21 +33,28 @@ class Stage(Generic[In, Out]):
         """Called once at the end of the stream, for anything still held."""
         return []
 
+    def close(self) -> None:
+        """Called once when the stage stops, however its stream ended (an error or a cancelled call included):
+        releases what it runs beside the event loop (threads, background tasks)."""
+
 
 async def run_stage(stage: Stage[In, Out], inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
     stage.attach(outbox)
-    while True:
-        item = await inbox.get()
-        if isinstance(item, EndOfStream):
-            for out in await stage.flush():
+    try:
+        while True:
+            item = await inbox.get()
+            if isinstance(item, EndOfStream):
+                for out in await stage.flush():
+                    await outbox.put(out)
+                await outbox.put(item)
+                return
+            if not isinstance(item, stage.accepts):
+                await outbox.put(item)
+                continue
+            for out in await stage.process(item):
                 await outbox.put(out)
-            await outbox.put(item)
-            return
-        if not isinstance(item, stage.accepts):
-            await outbox.put(item)
-            continue
-        for out in await stage.process(item):
-            await outbox.put(out)
+    finally:
+        stage.close()
 
 
 def elapsed_ms(since: float, now: float) -> float:

@@ -132,7 +132,9 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
             await self._outbox.put(Outgoing(event, job.wall))
 
     async def flush(self) -> list[Transcribed]:
-        if self._worker is not None:
-            self._worker.cancel()
         self.speculation.drop()
         return []
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()

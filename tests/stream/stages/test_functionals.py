@@ -99,8 +99,6 @@ def test_the_stage_appends_them_fed_early_and_extracts_anew_only_a_cut_it_was_no
         # Never fed (no pause guess before the endpoint): extracted whole.
         outs += await stage.process(utterance("s-3", turn))
         assert stage.after_endpoint == 1
-        await stage.process(partial("s-4", turn[:16000]))  # the stream ends while s-4 is spoken
-        await stage.flush()
         return outs
 
     for out in asyncio.run(run()):
@@ -108,6 +106,29 @@ def test_the_stage_appends_them_fed_early_and_extracts_anew_only_a_cut_it_was_no
         assert torch.equal(out.frames[:, :384], states)
         np.testing.assert_array_equal(out.frames[:, 384:].numpy(), np.broadcast_to(whole, (len(states), 88)))
         assert "functionals" in out.latency_ms
+    for _ in range(100):
+        if live_threads() == 0:
+            break
+        time.sleep(0.05)
+    assert live_threads() == 0
+
+
+def test_a_stream_that_stops_mid_utterance_ends_its_extraction(functionals, turn):
+    """However the stream stops (here its stage task is cancelled, as when a call fails), no openSMILE thread is
+    left waiting for audio."""
+    from emostream.stream.stages.stage import run_stage
+
+    async def run() -> int:
+        stage, inbox, outbox = UtteranceFunctionals(functionals), asyncio.Queue(), asyncio.Queue()
+        task = asyncio.create_task(run_stage(stage, inbox, outbox))
+        await inbox.put(PartialAudio("s", "s-1", 1, 0, "customer", 0.0, 1.0, turn[:16000], time.monotonic()))
+        await outbox.get()  # fed and passed on
+        during = live_threads()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return during
+
+    assert asyncio.run(run()) >= 1
     for _ in range(100):
         if live_threads() == 0:
             break
