@@ -73,7 +73,7 @@ class LiveFunctionals:
     def __init__(self, functionals: Functionals) -> None:
         from opensmile.core.config import config
 
-        self._source, self.sample_rate = config.EXTERNAL_SOURCE_COMPONENT, functionals.sample_rate
+        self._source = config.EXTERNAL_SOURCE_COMPONENT
         # As ``Smile.process_signal`` sets its native instance up (int16 samples through its external source).
         smile = functionals.smile
         options = smile._options() | {"source": f"{smile.default_config_root}/{config.EXTERNAL_INPUT_CONFIG}",
@@ -150,6 +150,13 @@ class WithFunctionals:
 
     def __call__(self, waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         feats, mask = self.frames(waveforms)
-        extra = self.functionals(waveforms).to(feats.device, feats.dtype)
-        extra = extra[:, None, :].expand(-1, feats.shape[1], -1) * mask.unsqueeze(-1).to(feats.dtype)
-        return torch.cat([feats, extra], dim=-1), mask
+        return appended(feats, self.functionals(waveforms), mask), mask
+
+
+def appended(frames: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(..., T, dim)`` frames with their utterance's functionals ``(..., F)`` appended to each: ``(..., T, dim + F)``;
+    zero on the frames ``mask`` marks as padding."""
+    extra = values.to(frames.device, frames.dtype).unsqueeze(-2).expand(*frames.shape[:-1], -1)
+    if mask is not None:
+        extra = extra * mask.unsqueeze(-1).to(frames.dtype)
+    return torch.cat([frames, extra], dim=-1)

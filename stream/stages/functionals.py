@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from emostream.models.functionals import Functionals, LiveFunctionals
+from emostream.models.functionals import Functionals, LiveFunctionals, appended
 from emostream.stream.messages import Acoustic, EndCandidate, PartialAudio
 from emostream.stream.stages.stage import Stage, elapsed_ms
 
@@ -59,10 +59,8 @@ class UtteranceFunctionals(Stage[Passing, Passing]):
             values = await asyncio.to_thread(self.functionals.values, utt.audio)
         else:
             values = await asyncio.wrap_future(done)
-        frames = torch.cat([item.frames, torch.from_numpy(values).to(item.frames.dtype).expand(len(item.frames), -1)],
-                           dim=-1)
         latency = item.latency_ms | {"functionals": elapsed_ms(t0, time.monotonic())}
-        return [Acoustic(utt, frames, latency)]
+        return [Acoustic(utt, appended(item.frames, torch.from_numpy(values)), latency)]
 
     def close(self) -> None:
         for live in self._live.values():  # their threads would otherwise wait for audio for good
