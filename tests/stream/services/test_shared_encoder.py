@@ -47,8 +47,9 @@ def test_default_bundle_shares_the_asr_encoder_and_says_why_another_would_not():
 
 
 def test_shared_encode_gives_the_extractors_features_and_the_transcribers_text(transcriber, turns):
-    """Every turn of the example at once, as concurrent streams would send them: the engine batches them, and
-    each result is still the one-at-a-time result (features within float tolerance, transcripts identical)."""
+    """Every turn of the example at once, as concurrent streams would send them: the engine batches the decodes
+    (on a CPU not the encodes), and each result is still the one-at-a-time result (features within float
+    tolerance, transcripts identical)."""
     spec = read_meta(DEFAULT_BUNDLE).features
     feats, mask = make_extractor(spec, with_functionals=False)([torch.from_numpy(t) for t in turns])
     expected_text = [transcriber.transcribe(t) for t in turns]
@@ -68,6 +69,7 @@ def test_shared_encode_gives_the_extractors_features_and_the_transcribers_text(t
     assert [t.text for t in texts] == [t.text for t in expected_text]
     assert [t.avg_logprob for t in texts] == pytest.approx([t.avg_logprob for t in expected_text], abs=1e-4)
     assert max(batches["decode"]) > 1  # concurrent finals were decoded together (calls counted per batch size)
+    assert set(batches["encode"]) == {1}  # but encoded one at a time: on a CPU a batch only delays the first
 
 
 def test_finals_go_before_partials_queued_earlier(transcriber, turns):
