@@ -16,7 +16,6 @@ from emostream.models.functionals import Functionals
 from emostream.stream.messages import Acoustic, EndCandidate, PartialAudio, Utterance
 from emostream.stream.stages.functionals import UtteranceFunctionals
 
-pytest.importorskip("opensmile")
 POST_ROLL_GAP = 1440  # the early guess lacks 90 ms of the post-roll
 
 
