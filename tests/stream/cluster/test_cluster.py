@@ -24,7 +24,7 @@ from emostream.stream.cluster.view import VIEW_PREFIX as VIEW
 from emostream.stream.events import validator
 from tests.stream.cli_run import match
 from tests.stream.cluster.ray_cluster import RayCluster
-from tests.stream.server.serve_proc import SSE_CLIENT, ServeProcess, finish_client, run_client, start_client
+from tests.stream.server.serve_proc import SSE_CLIENT, ServeProcess, finish_client, start_client
 from tests.support import dialogues as dlg
 
 TOKEN = "tok-cluster-1"
@@ -82,7 +82,9 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
                               *(["--events"] if sid == "na1" else []), *audio, "--stream-id", sid)
             for sid, kind in calls.items()
         }
-        wrong = run_client("native", server.url("/v1/stream"), "--token", "not-a-token", *audio, "--stream-id", "x")
+        # In the background: waiting for it here (a process start and a refusal, seconds on a loaded machine) ate
+        # into the 15 s the four calls are live together, before the listing below was first read.
+        wrong = start_client("native", server.url("/v1/stream"), "--token", "not-a-token", *audio, "--stream-id", "x")
         listed = listing_when(server, lambda x: set(calls) <= set(x["live"]))
         assert listed["live"] == sorted(calls)  # all four at once, two on each node (below)
         so_far = server.get_json(f"{VIEW}/v1/streams/tw1", TOKEN)
@@ -93,7 +95,8 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
             assert server.status(VIEW + path, token, origin) == status, path
         results = {sid: finish_client(p, timeout_s=400) for sid, p in clients.items()}
         assert listing_when(server, lambda x: not x["live"]) == {"live": [], "ended": sorted(calls)}
-        assert wrong.closed == {"event": "refused", "status": 403}  # checked at the ingress, before any audio
+        # Checked at the ingress, before any audio.
+        assert finish_client(wrong).closed == {"event": "refused", "status": 403}
         assert "refused /v1/stream: missing or wrong token" in server.log_text()
         assert "not-a-token" not in server.log_text()
 
