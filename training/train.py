@@ -22,9 +22,11 @@ import torch.nn.functional as F
 
 from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
+from emostream.models.features import FeatureSpec
 from emostream.models.interface import EmotionBatch, EmotionModel
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
+from emostream.stream.stages.vad import VadConfig
 from emostream.training.augment import augment_audio
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
@@ -184,11 +186,12 @@ def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utteran
 
 
 def branch_fingerprints(cfg: TrainConfig, every: int) -> dict[str, str]:
-    """Each branch's checkpoint fingerprint. Neither branch depends on the other's training settings (each
-    reseeds, each checkpoint holds its own weights), nor on the bundle's name: a run that changes only one branch's
-    settings, or renames the bundle, resumes the other, finished branch."""
+    """Each branch's checkpoint fingerprint. Neither branch depends on the other's settings (each reseeds, each
+    checkpoint holds its own weights; the text never hears the acoustic front end or the VAD), nor on the bundle's
+    name: a run that changes only one branch's settings, or renames the bundle, resumes the other, finished branch."""
     audio_only = replace(cfg, text_training=None, text_corpora=[], bundle_id="")
-    text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0, bundle_id="")
+    text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0, bundle_id="",
+                        features=FeatureSpec(), vad=VadConfig())
     return {"audio": fingerprint(audio_only, every), "text": fingerprint(text_only, every)}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from emostream.models.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
+from emostream.models.bundle import SHIPPED_BUNDLES, Bundle, load_bundle
 from emostream.models.features import make_extractor
 from emostream.models.functionals import Functionals
 from emostream.models.packaged import MissingModel
@@ -54,7 +54,7 @@ class Runtime:
 
 
 def bundle_path(cfg: Config) -> Path:
-    return DEFAULT_BUNDLE if cfg.model.bundle == "default" else Path(cfg.model.bundle)
+    return SHIPPED_BUNDLES.get(cfg.model.bundle) or Path(cfg.model.bundle)
 
 
 def load_runtime(cfg: Config) -> Runtime:

@@ -31,6 +31,8 @@ def why_not_shared(spec: FeatureSpec, asr: AsrConfig, vad: VadConfig, device: to
     longest_s = (vad.max_utterance_ms + vad.pre_roll_ms + vad.post_roll_ms) / 1000
     reasons = [
         (spec.kind != "whisper", f"the bundle's features are {spec.kind!r}, not Whisper states"),
+        (spec.whisper_layer != 0, f"the bundle reads encoder block {spec.whisper_layer}, which the ASR's "
+                                   "CTranslate2 encoder does not return"),
         (spec.whisper != asr.model, f"the bundle encodes with {spec.whisper!r}, the ASR is {asr.model!r}"),
         (spec.whisper_window_s != asr.window_s, f"windows differ ({spec.whisper_window_s:g} s, {asr.window_s:g} s)"),
         (asr.window_s >= MAX_WINDOW_S, "asr.window_s 30 decodes with faster-whisper's long-form path"),

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from emostream.models.whisper_states import encode_padded
+from emostream.models.whisper_states import padded_mel
 
 FINAL, PARTIAL = 0, 1
 YIELDS = 4  # event-loop turns between batches (see _run)
@@ -38,18 +38,6 @@ class Encoding:
 
     states: Any
     samples: int  # audio samples it encodes (the rest of the window is padding)
-
-
-class _MelOnly:
-    """Stands in for the model in ``encode_padded`` so that it returns the padded mel spectrogram instead of
-    encoding it: the padding rule stays in one place (whisper_states.py, whose text keys the training caches)."""
-
-    def __init__(self, model: Any) -> None:
-        self.feature_extractor = model.feature_extractor
-
-    @staticmethod
-    def encode(mel: np.ndarray) -> np.ndarray:
-        return mel
 
 
 @dataclass(order=True)
@@ -89,7 +77,7 @@ class WhisperEngine:
 
     async def encode(self, audio: np.ndarray, priority: int) -> Encoding:
         # The mel spectrogram in a worker thread: it runs beside the model's current call, not on the event loop.
-        mel = await asyncio.to_thread(encode_padded, _MelOnly(self.model), audio, self.window_s)
+        mel = await asyncio.to_thread(padded_mel, self.model.feature_extractor, audio, self.window_s)
         return Encoding(await self._submit("encode", mel.shape[-1], mel, priority), len(audio))
 
     async def decode(self, encoding: Encoding, priority: int) -> Any:

@@ -3,10 +3,10 @@ WebSockets (two Twilio, two native) from other processes, with the real models a
 
 Shows: the ingress replicas sit on both nodes (Ray's state API) and took two calls each (the replica named in each
 handshake); a wrong token is refused at the ingress; every call's events reach the bus (JSON Lines appended by
-both replicas) with every final emotion event there, matching the dialogue's ground truth; the ASR replica made
-one encoder pass per final, which gave the features too (no features deployment: the default bundle's features
-are its encoder states); SIGTERM deletes the application and exits 0. The cluster-wide view, through the proxy
-(the view application, under ``/view``): ``GET /v1/streams`` lists the calls of both nodes while they run and
+both replicas) with every final emotion event there, matching the dialogue's ground truth; the features come from
+their own deployment (the default bundle reads encoder block 2, which the ASR's encoder does not return) and every
+final was decoded by the ASR replica; SIGTERM deletes the application and exits 0. The cluster-wide view, through
+the proxy (the view application, under ``/view``): ``GET /v1/streams`` lists the calls of both nodes while they run and
 after, ``/v1/streams/<id>`` gives a call's summary so far and then its final one, and a dashboard's event stream
 (``/v1/events``, read by another process) carries the events of every call of both nodes; all behind the token,
 the event stream for its own origin only.
@@ -70,7 +70,7 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
         assert len(ingress) == 2 and set(ingress.values()) == ray_cluster.node_ids
         models = {d: ray_cluster.replicas(d) for d in ("asr", "text", "inference")}
         assert all(len(r) == 1 for r in models.values()), models
-        assert not ray_cluster.replicas("features")  # the bundle's features come from the ASR's own encodes
+        assert len(ray_cluster.replicas("features")) == 1  # the bundle's own encoder pass (block 2)
 
         audio = ["--audio", str(dialogue.path), "--seconds", str(SECONDS), "--speed", "1"]
         calls = {"tw1": "twilio", "tw2": "twilio", "na1": "native", "na2": "native"}
@@ -127,9 +127,9 @@ def test_cluster_four_calls_over_two_nodes(ray_cluster, dialogue, tmp_path):
         streamed = finish_client(dashboard, timeout_s=60).lines
         for sid in calls:
             assert [e for e in streamed if e["stream_id"] == sid and e["type"] == "emotion"] == server.events(sid)
-        # one encoder pass per final, for its transcript and its features alike
+        # every final decoded by the ASR replica (and a speculative decode of a pause that speech resumed, if any)
         finals = sum(len(server.events(sid)) for sid in calls)
-        assert ray_cluster.call("asr", "encoder_passes")["final"] == finals == 12
+        assert ray_cluster.call("asr", "encoder_passes")["final"] >= finals == 12
         # events asked for on the call's own socket came back on it too, through the ASGI ingress
         assert [e["utterance_id"] for e in results["na1"].messages("emotion")] == [
             e["utterance_id"] for e in server.events("na1")]

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,10 +99,12 @@ def test_features_are_deployed_only_where_the_asr_encodes_cannot_give_them(tmp_p
     from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
     from emostream.stream.cluster.models import replica_device, why_features_not_shared
 
-    spec = read_meta(DEFAULT_BUNDLE).features
+    shipped = read_meta(DEFAULT_BUNDLE).features
+    spec = replace(shipped, whisper_layer=0)  # the shipped front end at the encoder's output
     cpu = load_config(None)
     assert replica_device(cpu, cpu.cluster.asr) == "cpu"
-    assert why_features_not_shared(cpu, spec) == ""  # the default bundle on CPU replicas: one encode for both
+    assert why_features_not_shared(cpu, spec) == ""  # on CPU replicas: one encode for both
+    assert "encoder block 2" in why_features_not_shared(cpu, shipped)  # the shipped bundle's own pass
     path = tmp_path / "gpu.yaml"
     path.write_text("cluster: {asr: {num_gpus: 0.25}}\n")
     gpu = load_config(path)

@@ -45,11 +45,11 @@ def run(rules: list[AlertRule], events: list[EmotionEvent]) -> tuple[list[AlertE
 
 
 def test_customer_anger_fires_on_two_of_three_and_respects_cooldown_and_speaker():
-    rule = AlertRule()  # the default: customer anger >= 0.4 on 2 of the last 3, cooldown 60 s
+    rule = AlertRule()  # the default: customer anger >= 0.5 on 2 of the last 3, cooldown 60 s
     calls = [utterance(1, "customer", 0.7, 5), utterance(2, "agent", 0.9, 8),  # the agent's anger never counts
              utterance(3, "customer", 0.1, 12), utterance(4, "customer", 0.8, 16),  # 2 of 3: fires here
              utterance(5, "customer", 0.9, 20),  # matches again, but within the cooldown
-             utterance(6, "customer", 0.2, 90), utterance(7, "customer", 0.1, 95), utterance(8, "customer", 0.45, 99),
+             utterance(6, "customer", 0.2, 90), utterance(7, "customer", 0.1, 95), utterance(8, "customer", 0.55, 99),
              utterance(9, "customer", 0.7, 100)]  # after the cooldown: 8 and 9 fire again
     raised, _ = run([rule], calls)
     assert [(a.utterance_ids, a.at_s) for a in raised] == [(["c-00001", "c-00004"], 16), (["c-00008", "c-00009"], 100)]
@@ -60,7 +60,7 @@ def test_customer_anger_fires_on_two_of_three_and_respects_cooldown_and_speaker(
 
 
 def test_calm_call_raises_nothing_and_valence_rules_look_down():
-    calm = [utterance(i, "customer", 0.39, 5.0 * i) for i in range(1, 7)]  # just under the threshold
+    calm = [utterance(i, "customer", 0.49, 5.0 * i) for i in range(1, 7)]  # just under the threshold
     assert run([AlertRule()], calm)[0] == []
     low = AlertRule(name="low_valence", speaker="", measure="valence", op="<=", threshold=-0.5, count=1, window=1,
                     severity="critical", cooldown_s=0)

@@ -1,6 +1,9 @@
 """One Whisper encoder pass per utterance, batched across streams (issue 16): the features taken from the ASR's
 encode are the standalone extractor's, transcripts decoded through the shared, batching engine are the plain
-transcriber's, and a pipeline whose bundle can share runs one encode per utterance for both."""
+transcriber's, and a pipeline whose bundle can share runs one encode per utterance for both.
+
+The default bundle reads encoder block 2, which CTranslate2 does not return, so it cannot share; the shipped "fast"
+bundle reads the encoder's output and does."""
 
 from __future__ import annotations
 
@@ -15,14 +18,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
-from emostream.models.features import make_extractor
+from emostream.models.bundle import DEFAULT_BUNDLE, SHIPPED_BUNDLES, read_meta
+from emostream.models.features import FeatureSpec, make_extractor
 from emostream.stream.config import AsrConfig, Config, override
 from emostream.stream.services.asr import FINAL, PARTIAL, AsrService, Transcriber
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
 from emostream.stream.stages.vad import VadConfig
 
 CPU = torch.device("cpu")
+
+
+def output_spec() -> FeatureSpec:
+    spec = read_meta(SHIPPED_BUNDLES["fast"]).features
+    assert spec.whisper_layer == 0
+    return spec
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +45,10 @@ def transcriber() -> Transcriber:
     return Transcriber(AsrConfig(), CPU)
 
 
-def test_default_bundle_shares_the_asr_encoder_and_says_why_another_would_not():
-    spec, asr, vad = read_meta(DEFAULT_BUNDLE).features, AsrConfig().resolved("cpu"), VadConfig()
+def test_the_encoders_output_is_shared_and_why_another_front_end_is_not_is_said():
+    spec, asr, vad = output_spec(), AsrConfig().resolved("cpu"), VadConfig()
     assert why_not_shared(spec, asr, vad, CPU) == ""
+    assert "encoder block 2" in why_not_shared(read_meta(DEFAULT_BUNDLE).features, asr, vad, CPU)
     assert "windows differ" in why_not_shared(spec, replace(asr, window_s=6.0), vad, CPU)
     assert "'base'" in why_not_shared(spec, replace(asr, model="base"), vad, CPU)
     assert "long-form" in why_not_shared(replace(spec, whisper_window_s=30.0), replace(asr, window_s=30.0), vad, CPU)
@@ -50,8 +60,7 @@ def test_shared_encode_gives_the_extractors_features_and_the_transcribers_text(t
     """Every turn of the example at once, as concurrent streams would send them: the engine batches the decodes
     (on a CPU not the encodes), and each result is still the one-at-a-time result (features within float
     tolerance, transcripts identical)."""
-    spec = read_meta(DEFAULT_BUNDLE).features
-    feats, mask = make_extractor(spec, with_functionals=False)([torch.from_numpy(t) for t in turns])
+    feats, mask = make_extractor(output_spec(), with_functionals=False)([torch.from_numpy(t) for t in turns])
     expected_text = [transcriber.transcribe(t) for t in turns]
 
     async def run() -> tuple[list, list, dict]:
@@ -104,7 +113,8 @@ def test_pipeline_encodes_each_utterance_once_for_features_and_asr(example_dialo
     from emostream.stream.tools.bench.worker import Recorder, SourceClock, timed_source
 
     def run(share: bool) -> tuple[list[str], int]:
-        cfg = override(Config(), publish={"stdout": False}, asr={"share_encoder": share, "partial_interval_ms": 0})
+        cfg = override(Config(), publish={"stdout": False}, asr={"share_encoder": share, "partial_interval_ms": 0},
+                       model={"bundle": "fast"})
         runtime = load_runtime(cfg)
         assert isinstance(runtime.features, SharedStates) == share
         # The loaded models are out of the collector's reach (runtime.freeze_loaded_objects).
@@ -136,7 +146,7 @@ def test_features_stage_starts_the_shared_encode_on_the_exact_candidate(transcri
     from emostream.stream.stages.acoustic import AcousticFeatures
     from emostream.stream.stages.encodes import SharedEncodes
 
-    spec, clip = read_meta(DEFAULT_BUNDLE).features, turns[0]
+    spec, clip = output_spec(), turns[0]
 
     async def run() -> tuple[list[tuple[int, int]], torch.Tensor]:
         service = AsrService(transcriber)

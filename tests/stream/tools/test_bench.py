@@ -7,7 +7,12 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
+from emostream.stream.config import AsrConfig
+from emostream.stream.services.shared_states import why_not_shared
+from emostream.stream.stages.vad import VadConfig
 from emostream.stream.tools.bench.scoring import edit_distance, word_error_rate
 
 
@@ -40,8 +45,9 @@ def test_quick_benchmark_prints_tables_and_writes_results(tmp_path):
         assert 0.0 <= run["wer"] <= 1.0
         # WER per path: both turns end in a pause. Naive (no speculation) decodes both from the exact cut, and so
         # does emo-stream when its features share the ASR's encode (the default bundle's); otherwise it decodes
-        # both from the early guess.
-        shares = read_meta(DEFAULT_BUNDLE).features.whisper == "tiny.en"
+        # both from the early guess (the default bundle's, which reads an inner encoder block).
+        shares = why_not_shared(read_meta(DEFAULT_BUNDLE).features, AsrConfig().resolved("cpu"), VadConfig(),
+                                torch.device("cpu")) == ""
         speculated = 2 if run["config"] == "emo-stream" and not shares else 0
         assert run["turns_by_path"] == {"speculated": speculated, "exact": 2 - speculated, "unknown": 0,
                                          "unmatched": 0}, run
