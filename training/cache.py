@@ -123,6 +123,17 @@ def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:
 
 
 CHANNELS = ("clean", "telephone")
+
+
+def heard_clip(path: Path, vad: VadConfig, channel: str = "clean",
+               data: bytes | None = None) -> tuple[np.ndarray, bool]:
+    """The clip as the stream would get it through ``channel`` (its phone line seeded by the file's bytes, ``data``
+    if already read) and cut by the VAD, and whether the VAD heard speech (if not, the whole clip)."""
+    audio = load_audio(path)
+    if channel == "telephone":
+        audio = telephone(audio, int(_digest(data if data is not None else path.read_bytes())[:8], 16))
+    cut = vad_cut(audio, vad)
+    return (audio, False) if cut is None else (cut, True)
 Narrow = Callable[[np.ndarray], "np.ndarray | None"]
 
 
@@ -181,13 +192,8 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
         if (frames := _from_wider(data, wider, cache_dir)) is not None:
             out.append(frames)
             continue
-        audio = load_audio(path)
-        if channel == "telephone":
-            audio = telephone(audio, int(_digest(data)[:8], 16))
-        cut = vad_cut(audio, vad)
-        if cut is None:
-            uncut += 1
-            cut = audio
+        cut, heard = heard_clip(path, vad, channel, data)
+        uncut += not heard
         if gain_db:
             cut = cut * np.float32(10.0 ** (gain_db / 20.0))
         extractor = extractor or make_extractor(spec, threads=2)

@@ -34,7 +34,7 @@ from emostream.models.labels import LABELS
 from emostream.models.whisper_layers import WhisperEncoderLayers
 from emostream.models.whisper_states import HOP, WHISPER_MODELS, padded_mel
 from emostream.stream.stages.vad import VadConfig
-from emostream.training.cache import audio_frames, load_audio, vad_cut
+from emostream.training.cache import audio_frames, heard_clip
 from emostream.training.config import load_config
 from emostream.training.corpus_scores import corpus_scores, headline
 from emostream.training.data.registry import CORPORA
@@ -76,9 +76,7 @@ def block_vectors(paths: list[Path], spec: FeatureSpec, vad: VadConfig) -> np.nd
     mel = FeatureExtractor(feature_size=encoder.n_mels)
     out = np.zeros((len(paths), model.blocks + 1, 2 * model.dim), dtype=np.float32)
     for i, path in enumerate(tqdm(paths, desc="encoder blocks", unit="clip", mininterval=2.0)):
-        audio = load_audio(path)
-        cut = vad_cut(audio, vad)
-        cut = (audio if cut is None else cut)[: min(spec.max_frames, 1500) * 2 * HOP]  # one window
+        cut = heard_clip(path, vad)[0][: min(spec.max_frames, 1500) * 2 * HOP]  # one window: every clip here fits
         frames = max(1, -(-len(cut) // (2 * HOP)))
         states = encoder.blocks(torch.from_numpy(padded_mel(mel, cut, spec.whisper_window_s))[None])
         for b, s in enumerate(states):

@@ -1,10 +1,11 @@
 """The bundle's acoustic features taken from the ASR's own encoder pass (issue 16: one encode per utterance).
 
 When a bundle's features are the encoder states of the ASR's Whisper model at the ASR's window
-(models/whisper_states.py: the default bundle's tiny.en at 10 s), the states the bundle wants are the first
-rows of the encoder output that the final decode needs anyway. Encoding once for both saves an encoder pass
-per utterance, the largest single cost after the decode. A bundle that also reads the utterance's functionals
-(eGeMAPS) gets them from the stage after (stream/stages/functionals.py), as with any other extractor.
+(models/whisper_states.py: the ``fast`` bundle's tiny.en at 10 s; the default reads an inner block, which cannot
+share), the states the bundle wants are the first rows of the encoder output that the final decode needs anyway.
+Encoding once for both saves an encoder pass per utterance, the largest single cost after the decode. A bundle
+that also reads the utterance's functionals (eGeMAPS) gets them from the stage after
+(stream/stages/functionals.py), as with any other extractor.
 """
 
 from __future__ import annotations
