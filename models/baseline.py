@@ -1,7 +1,8 @@
 """Tracer baseline: an acoustic classifier and a text-with-context classifier, fused late.
 
 Audio: mean and standard deviation of corpus-normalised frames (MFCC, Whisper states, ...; standardised per
-speaker before they arrive when the bundle has a speaker prior) → MLP.
+speaker before they arrive when the bundle has a speaker prior) → MLP; or (``audio_pool``) the same statistics
+weighted by a learned attention per frame, optionally after two small transformer layers.
 Text: the utterance's sentence vector (the frozen encoder's, or with ``text_layers`` from the encoder's top layers
 tuned with this branch, models/text_top.py) with the pooled frozen embeddings of the H past utterances of the
 same and of other speakers, and of the last one → MLP.
@@ -12,8 +13,9 @@ relative to ``text_reference`` when calibration fitted one (what the text branch
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from emostream.models.blocks import fuse_log_probs, masked_mean, masked_std, mlp
+from emostream.models.blocks import AttentiveStatsPool, fuse_log_probs, masked_mean, masked_std, mlp
 from emostream.models.features import InputNorm
 from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, register
 from emostream.models.text_top import TunedTop
@@ -21,6 +23,10 @@ from emostream.models.text_top import TunedTop
 # How the branches' votes combine (models/blocks.py fuse_log_probs): the product of their probabilities with fixed
 # weights or with each weight scaled by the modality's confidence, or the weighted sum (mixture) of the same two.
 FUSIONS = ("fixed", "confidence", "mixture", "mixture_confidence")
+# How the audio branch reads an utterance's frames before its MLP: their mean and standard deviation ("stats"), the
+# same weighted by a learned attention per frame ("attentive"), or that after two small transformer layers
+# ("transformer"). Chosen on the leave-one-corpus-out dev figures (docs/cross_corpus.md, "The classifier on top").
+AUDIO_POOLS = ("stats", "attentive", "transformer")
 
 
 @register
@@ -29,18 +35,25 @@ class LateFusionBaseline(EmotionModel):
 
     def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5,
                  text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2",
-                 text_reference: list[float] | None = None, fusion: str = "fixed") -> None:
+                 text_reference: list[float] | None = None, fusion: str = "fixed", audio_pool: str = "stats",
+                 pool_width: int = 128) -> None:
         super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
-                         text_encoder=text_encoder, text_reference=text_reference, fusion=fusion)
+                         text_encoder=text_encoder, text_reference=text_reference, fusion=fusion,
+                         audio_pool=audio_pool, pool_width=pool_width)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
+        if audio_pool not in AUDIO_POOLS:
+            raise ValueError(f"audio_pool must be one of {', '.join(AUDIO_POOLS)}, not {audio_pool!r}")
         self.audio_weight = audio_weight
         self.fusion = fusion
         # A buffer, so that it moves with the model to its device; not persistent: the bundle keeps it in hparams.
         ref = None if text_reference is None else reference_tensor(text_reference, dims.num_classes)
         self.register_buffer("text_reference", ref, persistent=False)
         self.norm = InputNorm(dims.audio_dim)
-        self.audio_head = mlp([2 * dims.audio_dim, hidden, hidden, dims.num_classes], dropout)
+        # None: plain mean + std, which training can summarise as two frames per clip (summarise); else learned.
+        self.frame_pool = None if audio_pool == "stats" else FramePool(dims.audio_dim, audio_pool, pool_width, dropout)
+        pooled = 2 * (pool_width if audio_pool == "transformer" else dims.audio_dim)
+        self.audio_head = mlp([pooled, hidden, hidden, dims.num_classes], dropout)
         self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
         # text_layers > 0: the utterance's own sentence vector comes from the encoder's top layers, tuned with the
         # text branch, run on the token states the encoder hands over (models/text_top.py); context stays frozen.
@@ -56,10 +69,11 @@ class LateFusionBaseline(EmotionModel):
 
     def branch_logits(self, batch: EmotionBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of the audio and the text branch, before fusion (what each branch is trained on)."""
-        frames = self.norm(batch.audio, batch.audio_mask)
-        audio = self.audio_head(
-            torch.cat([masked_mean(frames, batch.audio_mask), masked_std(frames, batch.audio_mask)], dim=-1)
-        )
+        frames, mask = self.norm(batch.audio, batch.audio_mask), batch.audio_mask
+        if self.frame_pool is None:
+            audio = self.audio_head(torch.cat([masked_mean(frames, mask), masked_std(frames, mask)], dim=-1))
+        else:
+            audio = self.audio_head(self.frame_pool(frames, mask))
         ctx, valid, same = batch.context, batch.context_mask, batch.context_same_speaker
         last = torch.zeros_like(batch.sentence)
         if ctx.shape[1]:
@@ -75,6 +89,30 @@ class LateFusionBaseline(EmotionModel):
     def forward(self, batch: EmotionBatch) -> torch.Tensor:
         audio, text = self.branch_logits(batch)
         return fuse(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference, self.fusion)
+
+
+class FramePool(nn.Module):
+    """A learned reading of an utterance's frames ``(B, T, D)`` → ``(B, 2D')``: attentive statistics pooling, for
+    ``kind`` "transformer" after a projection to ``width`` and two pre-norm transformer layers (4 heads, no position
+    encoding: the statistics the MLP reads do not depend on frame order, and the layers let each frame see the
+    rest of the utterance)."""
+
+    def __init__(self, dim: int, kind: str, width: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder: nn.Module | None = None
+        if kind == "transformer":
+            layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout, batch_first=True, norm_first=True)
+            self.proj = nn.Linear(dim, width)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            dim = width
+        self.pool = AttentiveStatsPool(dim)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.encoder is not None:
+            # A row without frames (no audio) attends to its padding rather than to nothing, which would be NaN.
+            safe = mask | ~mask.any(1, keepdim=True)
+            frames = self.encoder(self.proj(frames), src_key_padding_mask=~safe)
+        return self.pool(frames, mask)
 
 
 def fuse(audio: torch.Tensor, text: torch.Tensor, has_audio: torch.Tensor, has_text: torch.Tensor,

@@ -1,12 +1,14 @@
 """Parameter count and CPU inference time of every registered architecture, as a markdown table.
 
-    python -m emostream.models.bench [--seconds 3] [--tokens 16] [--context 8] [--repeats 20]
+    python -m emostream.models.bench [--seconds 3] [--tokens 16] [--context 8] [--repeats 20] \
+        [--variant late_fusion_baseline:audio_pool=attentive ...]
 
 Each architecture is built with its default hyper-parameters and its own default inputs (feature spec and
 text level, :func:`emostream.models.zoo.default_inputs`). Inputs are synthetic but shaped like a real
 utterance of ``--seconds`` seconds with ``--tokens`` tokens and a full context of ``--context`` utterances.
 Time is per utterance: the median over ``--repeats`` calls of one batch, divided by the batch size, on one
-CPU thread in inference mode.
+CPU thread in inference mode. Each ``--variant ARCH:KEY=VALUE[,KEY=VALUE]`` adds a row for the architecture with
+those hyper-parameters (values read as YAML).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import statistics
 import time
 
 import torch
+import yaml
 
 from emostream.models.collate import PastUtterance, UtteranceInput, collate
 from emostream.models.interface import EmotionModel, ModelDims, architectures, build_model
@@ -37,12 +40,23 @@ def time_per_utterance(model: EmotionModel, items: list[UtteranceInput], dims: M
     return statistics.median(times) / len(items)
 
 
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``ARCH:KEY=VALUE,KEY=VALUE`` as the architecture's name and its hyper-parameters."""
+    name, _, pairs = text.partition(":")
+    if name not in architectures() or not pairs:
+        known = ", ".join(sorted(architectures()))
+        raise SystemExit(f"--variant {text!r}: write ARCH:KEY=VALUE with ARCH one of {known}")
+    return name, {k: yaml.safe_load(v) for k, _, v in (pair.partition("=") for pair in pairs.split(","))}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="utterance length (default 3 s)")
     parser.add_argument("--tokens", type=int, default=16, help="tokens per utterance for token-level text")
     parser.add_argument("--context", type=int, default=8, help="H, past utterances in the context")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch size (batch 16: a quarter)")
+    parser.add_argument("--variant", action="append", default=[], metavar="ARCH:KEY=VALUE[,KEY=VALUE]",
+                        help="also time ARCH with these hyper-parameters (repeatable)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -50,11 +64,12 @@ def main(argv: list[str] | None = None) -> None:
           f"H = {args.context}; median over {args.repeats} (batch 1) / {max(3, args.repeats // 4)} (batch 16) calls.\n")
     print("| architecture | parameters | audio input | text input | ms/utt, batch 1 | ms/utt, batch 16 |")
     print("|---|---:|---|---|---:|---:|")
-    for name in sorted(architectures()):
+    rows = [(name, {}) for name in sorted(architectures())] + [parse_variant(v) for v in args.variant]
+    for name, hparams in rows:
         spec, text_spec = default_inputs(name)
         dims = ModelDims(num_classes=len(LABELS), audio_dim=spec.dim, text_dim=text_spec.dim,
                          context_size=args.context)
-        model = build_model(name, dims, {}).eval()
+        model = build_model(name, dims, hparams).eval()
         frames = min(round(args.seconds * 1000 / spec.hop_ms) + 1, spec.max_frames)
         tokens = args.tokens if text_spec.level == "token" else 1
         context = tuple(PastUtterance(torch.randn(dims.text_dim), torch.rand(2 * dims.audio_dim), str(i % 2))
@@ -66,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         sixteen = time_per_utterance(model, [item] * 16, dims, max(3, args.repeats // 4))
         audio = f"{spec.kind} {spec.dim}-d, {frames} frames"
         text = f"{text_spec.level} ({tokens})" if text_spec.level == "token" else "sentence + context"
-        print(f"| `{name}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} |", flush=True)
+        label = name + "".join(f", {k}={v}" for k, v in hparams.items())
+        print(f"| `{label}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

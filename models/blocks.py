@@ -175,6 +175,23 @@ class AttentionPool(nn.Module):
         return (weights.unsqueeze(-1) * x).sum(1)
 
 
+class AttentiveStatsPool(nn.Module):
+    """Attentive statistics pooling (Okabe et al., 2018): a learned weight per frame, then the weighted mean and
+    standard deviation, ``(B, T, D)`` → ``(B, 2D)``. Mean + std pooling where every frame weighs the same is its
+    special case; here the frames that carry the emotion can weigh more."""
+
+    def __init__(self, dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, hidden)
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        w = masked_softmax(self.score(torch.tanh(self.proj(x))).squeeze(-1), mask).unsqueeze(-1)
+        mean = (w * x).sum(1)
+        var = (w * (x - mean.unsqueeze(1)) ** 2).sum(1)
+        return torch.cat([mean, var.clamp(min=1e-8).sqrt()], dim=-1)
+
+
 class MaskedMultiheadAttention(nn.Module):
     """Multi-head scaled dot-product attention with a key mask, safe when a row has no valid key.
 

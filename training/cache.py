@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,7 +28,9 @@ from emostream.models.functionals import FUNCTIONAL_SETS
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
 from emostream.stream.stages import vad as vad_module
 from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
+from emostream.training import speed as speed_module
 from emostream.training import telephone as telephone_module
+from emostream.training.speed import SPEEDS, perturb_speed
 from emostream.training.telephone import telephone
 
 log = logging.getLogger(__name__)
@@ -122,7 +125,7 @@ def vad_cut(audio: np.ndarray, vad: VadConfig) -> np.ndarray | None:
     return cut_utterance(audio, (spans[0][0], spans[-1][1]), vad)
 
 
-CHANNELS = ("clean", "telephone")
+CHANNELS = ("clean", "telephone", *SPEEDS)  # SPEEDS: the clip played slower or faster (training/speed.py)
 
 
 def heard_clip(path: Path, vad: VadConfig, channel: str = "clean",
@@ -132,6 +135,8 @@ def heard_clip(path: Path, vad: VadConfig, channel: str = "clean",
     audio = load_audio(path)
     if channel == "telephone":
         audio = telephone(audio, int(_digest(data if data is not None else path.read_bytes())[:8], 16))
+    elif channel in SPEEDS:
+        audio = perturb_speed(audio, SPEEDS[channel])
     cut = vad_cut(audio, vad)
     return (audio, False) if cut is None else (cut, True)
 Narrow = Callable[[np.ndarray], "np.ndarray | None"]
@@ -159,7 +164,8 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
     """Raw (un-normalised) feature frames ``(T, dim)`` of each VAD-cut clip, ``gain_db`` louder if given.
 
     ``channel="telephone"`` plays each clip through a simulated phone line first (training/telephone.py; its
-    random draws seeded by the clip's bytes, so a clip always sounds the same), as a call would reach the stream.
+    random draws seeded by the clip's bytes, so a clip always sounds the same), as a call would reach the stream;
+    ``"slow"`` and ``"fast"`` play it 10 % slower or faster (training/speed.py).
 
     A clip in which the VAD hears nothing is used whole (and counted in the log) rather than dropped,
     so that the label distribution of a split does not depend on the VAD. A clip missing from the cache is taken
@@ -168,7 +174,7 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
     if channel not in CHANNELS:
         raise ValueError(f"unknown audio channel {channel!r}; use one of {', '.join(CHANNELS)}")
     modules = (features, functionals, whisper_states, whisper_layers, vad_module)
-    modules += (telephone_module,) if channel != "clean" else ()
+    modules += {"clean": (), "telephone": (telephone_module,)}.get(channel, (speed_module,))
     code = _digest("".join(inspect.getsource(m) for m in modules))
 
     def settings(of: FeatureSpec) -> str:
@@ -200,7 +206,10 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
         feats, mask = extractor([torch.from_numpy(np.ascontiguousarray(cut))])
         frames = feats[0, : int(mask[0].sum())].contiguous()
         file.parent.mkdir(parents=True, exist_ok=True)
-        np.save(file, frames.numpy())
+        part = file.with_name(f"{file.name}.{os.getpid()}.part")  # whole or absent: other runs may read this cache
+        with part.open("wb") as fh:
+            np.save(fh, frames.numpy())
+        part.replace(file)
         out.append(frames)
     if uncut:
         log.warning("VAD heard no speech in %d of %d clips; used them uncut", uncut, len(paths))

@@ -72,6 +72,9 @@ class AudioTraining(BranchTraining):
     # Probability that a training clip is heard through a simulated phone line in an epoch (training/telephone.py;
     # each clip's line is fixed, so its features are computed once); 0 turns it off.
     telephone: float = field(default=0.0, kw_only=True)
+    # Probability that a training clip is heard 10 % slower or faster (half each; training/speed.py) in an epoch,
+    # instead of clean; 0 turns it off. telephone + speed is at most 1.
+    speed: float = field(default=0.0, kw_only=True)
     # With speaker normalisation: probabilities that a training clip is standardised as the stream would at a
     # random point of its speaker's talk (a random running order) or as the speaker's first utterance, instead of
     # by all of the speaker's frames (training/speaker_frames.py). Independent of ``telephone``.
@@ -307,6 +310,8 @@ def _check_training(cfg: TrainConfig) -> None:
     key = "fused_training" if cfg.fused else "audio_training"
     if audio.gain_db < 0 or not 0 < audio.crop_min <= 1 or not 0 <= audio.telephone <= 1:
         raise ConfigError(f"{key}: gain_db must be >= 0, crop_min in (0, 1] and telephone in [0, 1]")
+    if audio.speed < 0 or audio.telephone + audio.speed > 1:
+        raise ConfigError(f"{key}: speed must be >= 0, and telephone + speed at most 1 (the rest is heard clean)")
     renderings = ("running_order", "first_utterance", "new_domain")
     for name in renderings:
         if not 0 <= getattr(audio, name) <= 1:
@@ -325,8 +330,29 @@ def _check_training(cfg: TrainConfig) -> None:
                           "Whisper states do not change linearly with level; set gain_db: 0")
 
 
-def load_config(path: Path) -> TrainConfig:
-    """Reads and validates a YAML config; every error names the file."""
+def apply_overrides(data: Any, overrides: list[str]) -> Any:
+    """``data`` (a parsed config) with each ``KEY=VALUE`` of ``overrides`` set: KEY a dotted path whose parents
+    exist (``model.hparams.audio_pool``), VALUE read as YAML (``[meld, goemotions]``, ``0.5``, ``attentive``)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: write KEY=VALUE, e.g. model.hparams.audio_pool=attentive")
+        *parents, last = key.split(".")
+        node = data
+        for i, part in enumerate(parents):
+            if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parents[: i + 1])} is not a section of the config")
+            node = node[part]
+        try:
+            node[last] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({e})") from None
+    return data
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Reads and validates a YAML config, with ``overrides`` (``apply_overrides``) set first; every error names the
+    file."""
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     try:
@@ -334,7 +360,7 @@ def load_config(path: Path) -> TrainConfig:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     try:
-        cfg = parse_config(data)
+        cfg = parse_config(apply_overrides(data, overrides or []))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     if cfg.manifests is not None:  # manifest paths are relative to the config file

@@ -8,6 +8,9 @@ architecture, training/fused.py) trains the whole model in each fold, on the oth
 modality paired with every corpus of the other modality, and is scored by the left-out modality alone (its dev
 column is the fused early-stopping mean). The dev column is what recipes are chosen by; the left-out figures are
 never used to choose.
+``--set KEY=VALUE`` scores a variant of the recipe (``--set model.hparams.audio_pool=attentive``), or its text
+branch over other corpora than the config reads (``--set 'text_corpora=[meld, goemotions, dailydialog]'``: each
+of the three left out in turn).
 Writes ``<out>/cross_corpus.json``, a confusion PNG per condition and the markdown table ``<out>/table.md``.
 
     python -m emostream.training.cross_corpus --config configs/multicorpus.yaml --out docs/results/cross_corpus
@@ -37,7 +40,7 @@ from emostream.training.corpus_scores import corpus_scores, headline
 from emostream.training.data.registry import CORPORA
 from emostream.training.fused import fit_pairs
 from emostream.training.metrics import plot_confusion
-from emostream.training.options import add_data_options
+from emostream.training.options import add_data_options, add_override_option
 from emostream.training.paths import default_cache_dir, default_data_dir
 from emostream.training.runs import new_model
 from emostream.training.speaker_frames import first_frames, heard_frames
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/cross_corpus"), help="report folder (JSON, table.md, "
                    "confusion PNGs)")
     p.add_argument("--modality", choices=("audio", "text", "both"), default="both")
+    add_override_option(p)
     p.add_argument("--subsample", type=int, default=1, metavar="N", help="every N-th clip/utterance (smoke runs)")
     p.add_argument("--threads", type=int, default=2)
     add_data_options(p)
@@ -174,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     modalities = ("audio", "text") if a.modality == "both" else (a.modality,)
     try:
-        results = run(load_config(a.config), a.data or default_data_dir(), a.cache or default_cache_dir(), a.out,
-                      modalities, a.subsample)
+        results = run(load_config(a.config, a.overrides), a.data or default_data_dir(),
+                      a.cache or default_cache_dir(), a.out, modalities, a.subsample)
     except (FileNotFoundError, ValueError) as e:  # a ConfigError, a missing corpus
         print(f"cross_corpus: error: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
-"""The other ways a training clip can be heard in an epoch: through a phone line (training/telephone.py) and, with
-speaker normalisation, standardised as a stream would at a random point of its speaker's talk, as the speaker's
-first words, or by a prior that never heard its corpus (training/speaker_frames.py). Both training paths (the
-branch-wise audio branch and fused training) draw each clip's rendering per epoch from the same list."""
+"""The other ways a training clip can be heard in an epoch: through a phone line (training/telephone.py), 10 %
+slower or faster (training/speed.py) and, with speaker normalisation, standardised as a stream would at a random
+point of its speaker's talk, as the speaker's first words, or by a prior that never heard its corpus
+(training/speaker_frames.py). Both training paths (the branch-wise audio branch and fused training) draw each
+clip's rendering per epoch from the same list."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ def renderings(cfg: TrainConfig, at: AudioTraining, train: list[Utterance], raw:
              (at.running_order, lambda r: heard_frames(r, train, prior, seed=cfg.seed)),
              (at.first_utterance, lambda r: first_frames(r, train, prior)),
              (new_domain, lambda r: new_domain_frames(r, train, prior))]
-    channels = [(1.0 - at.telephone, lambda: raw)]
-    if at.telephone:
-        channels.append((at.telephone, lambda: audio_frames([u.audio for u in train if u.audio], cfg.features,
-                                                            cfg.vad, cache_dir, channel="telephone")))
+    channels = [(1.0 - at.telephone - at.speed, lambda: raw)]
+    for channel, p in (("telephone", at.telephone), ("slow", at.speed / 2), ("fast", at.speed / 2)):
+        if p:
+            channels.append((p, lambda channel=channel: audio_frames([u.audio for u in train if u.audio],
+                                                                     cfg.features, cfg.vad, cache_dir,
+                                                                     channel=channel)))
     for c, (p_channel, rendered) in enumerate(channels):
         frames = rendered()
         for n, (p_norm, norm) in enumerate(norms):

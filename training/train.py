@@ -61,8 +61,9 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
                ckpt: Checkpoint | None = None, device: torch.device | str = "cpu",
                views: Sequence[tuple[float, Sequence[UtteranceInput]]] = (),
                corpus_of: Sequence[str] | None = None) -> BranchResult:
-    """Trains ``model.<branch>_head`` (and for text the model's tuned encoder layers, if it has them, at
-    ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch on dev.
+    """Trains ``model.<branch>_head`` (with, for audio, its learned frame pooling if it has one, and for text its
+    tuned encoder layers if it has them, at ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch
+    on dev.
 
     ``augment`` transforms each training batch (never the dev batches), on the CPU. Each ``(p, view)`` of ``views``
     is another rendering of the inputs (``view[j]`` of ``inputs[j]``: the clip through a phone line, normalised as
@@ -76,10 +77,17 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
     groups = [{"params": head.parameters(), "lr": cfg.lr}]
+    parts = [head]
     tuned = getattr(model, "text_top", None) if branch == "text" else None
     if tuned is not None:  # the encoder's top layers learn with the text head (models/text_top.py)
         groups.append({"params": tuned.parameters(), "lr": cfg.encoder_lr})
-        head = torch.nn.ModuleList([head, tuned])
+        parts.append(tuned)
+    pool = getattr(model, "frame_pool", None) if branch == "audio" else None
+    if pool is not None:  # a learned pooling of the frames learns with the audio head
+        groups.append({"params": pool.parameters(), "lr": cfg.lr})
+        parts.append(pool)
+    if len(parts) > 1:
+        head = torch.nn.ModuleList(parts)
     model.to(device)
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     weight = class_weights(y, model.dims.num_classes, cfg.class_weighting)
@@ -148,18 +156,20 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     model.norm.fit(train_frames.unsqueeze(0), torch.ones(1, len(train_frames), dtype=torch.bool))
     del train_frames
     summarise = getattr(model, "summarise", None)
-    if summarise is None or at.crop_min < 1 or at.gain_db:  # an augmentation needs every frame
-        summarise = None
+    if summarise is None or getattr(model, "frame_pool", None) is not None or at.crop_min < 1 or at.gain_db:
+        summarise = None  # a learned pooling or an augmentation needs every frame
 
-    def inputs_of(utts: list[Utterance], rendered: list[torch.Tensor]) -> list[UtteranceInput]:
+    def inputs_of(utts: list[Utterance], rendered: list[torch.Tensor], store: bool = False) -> list[UtteranceInput]:
         audio = rendered if summarise is None else [summarise(f) for f in rendered]
+        if store and summarise is None:  # every frame of every rendering: float16 halves what they hold
+            audio = [f.half() for f in audio]
         return dialogue_inputs(utts, {}, dims, audio=audio, use_text=False)
 
     inputs = {k: inputs_of(heard[k], v) for k, v in frames.items()}
     del frames
     # The other renderings of each training clip (training/renderings.py), summarised as they come.
-    views = [(p, inputs_of(train, rendered)) for p, rendered in renderings(cfg, at, train, raw["train"], prior,
-                                                                          cache_dir)]
+    views = [(p, inputs_of(train, rendered, store=True))
+             for p, rendered in renderings(cfg, at, train, raw["train"], prior, cache_dir)]
     del raw
 
     def dev() -> float:

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from emostream.models.bundle import load_bundle
-from emostream.training.config import ConfigError, parse_config
+from emostream.training.config import ConfigError, load_config, parse_config
 from emostream.training.cross_corpus import run as cross_corpus
 from emostream.training.data.registry import CORPORA
 from emostream.training.splits import subsample
@@ -21,8 +21,8 @@ from tests import REPO_ROOT
 
 def _config(**changes: object) -> dict:
     data = yaml.safe_load((REPO_ROOT / "configs" / "baseline.yaml").read_text())
-    data["audio_training"].update(epochs=3, patience=2, telephone=0.5, running_order=0.3, first_utterance=0.2,
-                                  new_domain=0.2)
+    data["audio_training"].update(epochs=3, patience=2, telephone=0.5, speed=0.2, running_order=0.3,
+                                  first_utterance=0.2, new_domain=0.2)
     data["text_training"].update(epochs=1, patience=1, per_corpus=150)
     return data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld", "goemotions"],
                    "speaker_norm_frames": 100} | changes
@@ -59,6 +59,19 @@ def test_config_names_registry_corpora() -> None:
     bad["text_training"]["per_corpus_of"] = {"emodb": 10}
     with pytest.raises(ConfigError, match=r"text_training.per_corpus_of.emodb: not one of this branch's corpora"):
         parse_config(bad)
+
+
+def test_overrides_make_a_variant_and_name_a_bad_key(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(_config()))
+    cfg = load_config(path, ["model.hparams.audio_pool=attentive", "text_corpora=[meld, goemotions, dailydialog]"])
+    assert cfg.model.hparams["audio_pool"] == "attentive" and cfg.text_corpora == ["meld", "goemotions", "dailydialog"]
+    with pytest.raises(ConfigError, match=r"override 'modle.hparams.x=1': modle is not a section"):
+        load_config(path, ["modle.hparams.x=1"])
+    with pytest.raises(ConfigError, match=r"recipe.yaml: text_corpora: .*'nemo'"):
+        load_config(path, ["text_corpora=[meld, nemo]"])
+    with pytest.raises(ConfigError, match="write KEY=VALUE"):
+        load_config(path, ["audio_pool"])
 
 
 def test_epoch_draws_per_corpus_limits() -> None:
