@@ -23,10 +23,13 @@ from emostream.models.text_top import TunedTop
 # How the branches' votes combine (models/blocks.py fuse_log_probs): the product of their probabilities with fixed
 # weights or with each weight scaled by the modality's confidence, or the weighted sum (mixture) of the same two.
 FUSIONS = ("fixed", "confidence", "mixture", "mixture_confidence")
-# How the audio branch reads an utterance's frames before its MLP: their mean and standard deviation ("stats"), the
-# same weighted by a learned attention per frame ("attentive"), or that after two small transformer layers
-# ("transformer"). Chosen on the leave-one-corpus-out dev figures (docs/cross_corpus.md, "The classifier on top").
-AUDIO_POOLS = ("stats", "attentive", "transformer")
+# How the audio branch reads an utterance's frames before its MLP (hparam ``audio_pool``), as the model card says it.
+# "stats" was chosen on the leave-one-corpus-out dev figures (docs/cross_corpus.md, "The classifier on top").
+AUDIO_POOLS = {
+    "stats": "mean and standard deviation",
+    "attentive": "attention-weighted mean and standard deviation (attentive statistics pooling)",
+    "transformer": "attention-weighted mean and standard deviation, after two small transformer layers",
+}
 
 
 @register

@@ -43,10 +43,14 @@ def time_per_utterance(model: EmotionModel, items: list[UtteranceInput], dims: M
 def parse_variant(text: str) -> tuple[str, dict]:
     """``ARCH:KEY=VALUE,KEY=VALUE`` as the architecture's name and its hyper-parameters."""
     name, _, pairs = text.partition(":")
-    if name not in architectures() or not pairs:
+    items = [pair.partition("=") for pair in pairs.split(",")] if pairs else []
+    if name not in architectures() or not items or any(not k or not sep for k, sep, _ in items):
         known = ", ".join(sorted(architectures()))
-        raise SystemExit(f"--variant {text!r}: write ARCH:KEY=VALUE with ARCH one of {known}")
-    return name, {k: yaml.safe_load(v) for k, _, v in (pair.partition("=") for pair in pairs.split(","))}
+        raise SystemExit(f"--variant {text!r}: write ARCH:KEY=VALUE[,KEY=VALUE] with ARCH one of {known}")
+    try:
+        return name, {k: yaml.safe_load(v) for k, _, v in items}
+    except yaml.YAMLError as e:
+        raise SystemExit(f"--variant {text!r}: a value is not valid YAML ({e})") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
         spec, text_spec = default_inputs(name)
         dims = ModelDims(num_classes=len(LABELS), audio_dim=spec.dim, text_dim=text_spec.dim,
                          context_size=args.context)
-        model = build_model(name, dims, hparams).eval()
+        try:
+            model = build_model(name, dims, hparams).eval()
+        except (TypeError, ValueError) as e:  # a variant's unknown or bad hyper-parameter
+            raise SystemExit(f"--variant {name}: cannot build it with {hparams}: {e}") from None
         frames = min(round(args.seconds * 1000 / spec.hop_ms) + 1, spec.max_frames)
         tokens = args.tokens if text_spec.level == "token" else 1
         context = tuple(PastUtterance(torch.randn(dims.text_dim), torch.rand(2 * dims.audio_dim), str(i % 2))

@@ -343,6 +343,8 @@ def apply_overrides(data: Any, overrides: list[str]) -> Any:
             if not isinstance(node, dict) or not isinstance(node.get(part), dict):
                 raise ConfigError(f"override {item!r}: {'.'.join(parents[: i + 1])} is not a section of the config")
             node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: the config is not a mapping of keys")
         try:
             node[last] = yaml.safe_load(raw)
         except yaml.YAMLError as e:

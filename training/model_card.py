@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from emostream.models.baseline import AUDIO_POOLS
 from emostream.models.bundle import BundleMeta
 from emostream.models.features import FeatureSpec
 from emostream.models.functionals import FUNCTIONAL_SETS
 from emostream.training.data_card import TEXT_ENCODERS
-
-
-def audio_pooling(hparams: dict) -> str:
-    """How the baseline's audio branch reads the frames (``audio_pool``, models/baseline.py)."""
-    return {"stats": "mean and standard deviation",
-            "attentive": "attention-weighted mean and standard deviation (attentive statistics pooling)",
-            "transformer": "attention-weighted mean and standard deviation, after two small transformer layers",
-            }[hparams.get("audio_pool", "stats")]
 
 
 def text_input(meta: BundleMeta) -> str:
@@ -137,7 +130,7 @@ def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
     return f"""# Model card: {meta.id}
 
 Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic classifier and a text classifier.
-- Audio: {audio_pooling(meta.hparams)} over the utterance of {normalised(meta)} frames of
+- Audio: {AUDIO_POOLS[meta.hparams.get("audio_pool", "stats")]} over the utterance of {normalised(meta)} frames of
   {audio_input(meta.features)} → MLP.
 - Text: {text_input(meta)} of the utterance, with pooled frozen sentence embeddings of its
   {meta.dims.context_size} previous utterances (same speaker, other speakers, the last one) → MLP.

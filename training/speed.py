@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-SAMPLE_RATE = 16000
+from emostream.stream.stages.vad import SAMPLE_RATE
+
 SPEEDS = {"slow": 0.9, "fast": 1.1}  # channel name -> playback rate
 
 

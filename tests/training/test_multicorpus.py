@@ -72,6 +72,10 @@ def test_overrides_make_a_variant_and_name_a_bad_key(tmp_path: Path) -> None:
         load_config(path, ["text_corpora=[meld, nemo]"])
     with pytest.raises(ConfigError, match="write KEY=VALUE"):
         load_config(path, ["audio_pool"])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match=r"empty.yaml: override 'seed=1': the config is not a mapping"):
+        load_config(empty, ["seed=1"])
 
 
 def test_epoch_draws_per_corpus_limits() -> None:
