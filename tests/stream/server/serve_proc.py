@@ -60,6 +60,16 @@ class ServeProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def log_has(self, text: str, timeout_s: float = 30) -> bool:
+        """Whether ``text`` reaches the server's log within ``timeout_s``: a line logged in a Ray replica reaches the
+        driver's log through Ray's log forwarding, some time after the event that caused it."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_text():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
+        return True
+
     def events(self, stream_id: str, event_type: str = "emotion") -> list[dict]:
         if not self.jsonl.exists():
             return []
