@@ -21,7 +21,7 @@ import torch
 from emostream.models.features import FeatureSpec, make_extractor
 from emostream.models.functionals import Functionals
 from emostream.models.text_encoder import PACKAGED_ENCODERS, TextEncoder, TextEncoderSpec
-from emostream.models.whisper_states import WHISPER_MODELS
+from emostream.models.whisper_states import PRECISIONS, WHISPER_MODELS, Precision, native_bfloat16
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "call_center.flac"  # in a checkout
 EARLY_GUESS_GAP = 1440  # samples the stream's last guess before the exact cut lacks (90 ms of the post-roll)
@@ -71,15 +71,17 @@ def main(argv: list[str] | None = None) -> None:
     wave = [torch.from_numpy(audio[: int(args.seconds * rate), 0].copy())]
     print(f"CPU ms per utterance, one thread; {args.seconds:g} s of {args.audio.name}; median of {args.repeats}.\n")
     print("| front end | output | ms per utterance |\n|---|---|---:|")
-    specs = [("MFCC 40 + deltas (torchaudio)", FeatureSpec())]
+    specs: list[tuple[str, FeatureSpec, Precision]] = [("MFCC 40 + deltas (torchaudio)", FeatureSpec(), "float32")]
     specs += [(f"Whisper {name} encoder states, {window:g} s window", FeatureSpec(
-        kind="whisper", whisper=name, whisper_window_s=window, hop_ms=20.0, deltas=False))
+        kind="whisper", whisper=name, whisper_window_s=window, hop_ms=20.0, deltas=False), "float32")
         for name in WHISPER_MODELS for window in (10.0, 4.0)]
-    specs += [(f"Whisper tiny.en states after block {block} (PyTorch), 10 s window", FeatureSpec(
-        kind="whisper", whisper_layer=block, hop_ms=20.0, deltas=False)) for block in (2, 4)]
-    for label, spec in specs:
+    precisions: tuple[Precision, ...] = PRECISIONS if native_bfloat16(torch.device("cpu")) else ("float32",)
+    specs += [(f"Whisper tiny.en states after block {block} (PyTorch, {precision}), 10 s window", FeatureSpec(
+        kind="whisper", whisper_layer=block, hop_ms=20.0, deltas=False), precision)
+        for block in (2, 4) for precision in precisions]
+    for label, spec, precision in specs:
         try:
-            extractor = make_extractor(spec)
+            extractor = make_extractor(spec, precision=precision)
         except RuntimeError as e:  # an optional model that is not installed
             print(f"| {label} | - | not installed: {e} |")
             continue

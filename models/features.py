@@ -14,7 +14,7 @@ import torch
 import torchaudio
 
 from emostream.models.functionals import FUNCTIONAL_SETS, Functionals, WithFunctionals
-from emostream.models.whisper_states import MAX_WINDOW_S, WHISPER_MODELS, WhisperStates
+from emostream.models.whisper_states import MAX_WINDOW_S, WHISPER_MODELS, Precision, WhisperStates
 
 FeatureKind = Literal["mfcc", "mel", "lld", "whisper"]
 LLD_DIM = 34  # low-level descriptors per frame of kind "lld" (see LowLevelDescriptors)
@@ -100,15 +100,16 @@ Extractor = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
 
 def make_extractor(spec: FeatureSpec, device: torch.device | str = "cpu", threads: int = 1,
-                   with_functionals: bool = True) -> Extractor:
+                   with_functionals: bool = True, precision: Precision = "float32") -> Extractor:
     """The front end a spec names, on ``device``: waveforms → ``(B, T, dim)`` frames and a ``(B, T)`` mask.
-    ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller).
+    ``threads`` is for the Whisper encoder (CTranslate2 keeps its own pool; torch's is set by the caller);
+    ``precision`` for Whisper's inner blocks in PyTorch (``WhisperStates``).
     ``with_functionals`` False leaves the spec's functionals out (a live stream appends them itself, as the
     utterance is spoken: stream/stages/functionals.py)."""
     frames: Extractor
     if spec.kind == "whisper":
         frames = WhisperStates(spec.whisper, spec.whisper_window_s, spec.max_frames, device, threads,
-                               spec.whisper_layer)
+                               spec.whisper_layer, precision)
     else:
         frames = FeatureExtractor(spec).to(device)
     return WithFunctionals(frames, Functionals(spec.functionals)) if spec.functionals and with_functionals else frames

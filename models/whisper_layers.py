@@ -102,27 +102,43 @@ class WhisperEncoderLayers(torch.nn.Module):
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return F.linear(x, self._w(f"{name}/weight"), self._w(f"{name}/bias"))
 
+    def _block(self, x: torch.Tensor, i: int, keep: int | None = None) -> torch.Tensor:
+        """Block ``i`` (0-based) on ``x``; with ``keep``, only the first ``keep`` frames' outputs.
+
+        Attention reads keys and values of every frame, but a frame's output needs its own query, and the
+        feed-forward part is per frame: a last block asked for the speech frames alone skips the rest of the
+        window's padding (about half of a 10 s window's block for a 3 s utterance), and gives the same states.
+        """
+        block = f"layer_{i}"
+        batch, frames, dim = x.shape
+        normed = self._norm(x, f"{block}/self_attention/layer_norm")
+        fused = f"{block}/self_attention/linear_0"
+        weight, bias = self._w(f"{fused}/weight"), self._w(f"{fused}/bias")
+        keep = frames if keep is None else min(keep, frames)
+        q = F.linear(normed[:, :keep], weight[:dim], bias[:dim])  # CTranslate2 fuses the projections as [q; k; v]
+        k, v = F.linear(normed, weight[dim:], bias[dim:]).view(batch, frames, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q = q.view(batch, keep, self.heads, -1).transpose(1, 2)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, keep, dim)
+        x = x[:, :keep] + self._linear(attended, f"{block}/self_attention/linear_1")
+        hidden = F.gelu(self._linear(self._norm(x, f"{block}/ffn/layer_norm"), f"{block}/ffn/linear_0"))
+        return x + self._linear(hidden, f"{block}/ffn/linear_1")
+
     @torch.inference_mode()
-    def blocks(self, mel: torch.Tensor) -> list[torch.Tensor]:
+    def blocks(self, mel: torch.Tensor, keep: int | None = None) -> list[torch.Tensor]:
         """The states after the convolutions, then after each block up to ``layer`` (the encoder's last block
-        with its final layer norm, as ``forward`` gives it)."""
+        with its final layer norm, as ``forward`` gives it); ``keep`` cuts the last to its first ``keep`` frames."""
         x = F.gelu(F.conv1d(mel, self._w("conv1/weight"), self._w("conv1/bias"), padding=1))
         x = F.gelu(F.conv1d(x, self._w("conv2/weight"), self._w("conv2/bias"), stride=2, padding=1))
         x = x.transpose(1, 2) + self._w("position_encodings/encodings")[: x.shape[2]]
-        batch, frames, _ = x.shape
         out = [x]
         for i in range(self.layer):
-            block = f"layer_{i}"
-            qkv = self._linear(self._norm(x, f"{block}/self_attention/layer_norm"), f"{block}/self_attention/linear_0")
-            q, k, v = qkv.view(batch, frames, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-            attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, frames, self.dim)
-            x = x + self._linear(attended, f"{block}/self_attention/linear_1")
-            hidden = F.gelu(self._linear(self._norm(x, f"{block}/ffn/layer_norm"), f"{block}/ffn/linear_0"))
-            x = x + self._linear(hidden, f"{block}/ffn/linear_1")
+            x = self._block(x, i, keep if i == self.layer - 1 else None)
             out.append(x)
         if self.layer == self.blocks_total:
             out[-1] = self._norm(x, "layer_norm")
         return out
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.blocks(mel)[-1]
+    def forward(self, mel: torch.Tensor, keep: int | None = None) -> torch.Tensor:
+        """The states after block ``layer``: of every frame, or of the first ``keep`` (the speech; the same
+        values, for less work)."""
+        return self.blocks(mel, keep)[-1]

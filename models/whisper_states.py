@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ from emostream.models.whisper_layers import WhisperEncoderLayers
 SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame; the encoder halves the frame rate
 MAX_WINDOW_S = 30.0  # Whisper's own window
+Precision = Literal["float32", "bfloat16"]
+PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -91,16 +93,32 @@ def encode_padded(model: Any, audio: np.ndarray, window_s: float) -> Any:
     return model.encode(padded_mel(model.feature_extractor, audio, window_s))
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 in hardware: a GPU that has it, or a CPU with AVX512-BF16 or AMX
+    (elsewhere PyTorch emulates it, slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 class WhisperStates:
     """Waveforms (16 kHz float) → encoder states ``(B, T, dim)`` and a validity mask, like ``FeatureExtractor``.
 
     ``layer`` 0: the encoder's output, from CTranslate2 (int8 on a CPU); k: the states after block k, from
-    PyTorch (float32, on ``device``), which the caller's torch thread setting governs.
+    PyTorch on ``device``, which the caller's torch thread setting governs. Their matrix products run in
+    ``precision``: bfloat16 takes 0.57x of float32's time where the hardware has it, and moves the states by a
+    relative 0.006 (docs/benchmarks.md, "bfloat16 blocks"); layer norms and softmax stay in float32 (autocast).
     """
 
     def __init__(self, name: str, window_s: float, max_frames: int, device: torch.device | str = "cpu",
-                 threads: int = 1, layer: int = 0) -> None:
+                 threads: int = 1, layer: int = 0, precision: Precision = "float32") -> None:
         self.device = torch.device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"Whisper states precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        if layer and precision == "bfloat16" and not native_bfloat16(self.device):
+            raise ValueError(f"Whisper states precision bfloat16: {self.device} has no bfloat16 arithmetic "
+                             "(a CPU needs AVX512-BF16 or AMX); use float32")
+        self.bfloat16 = precision == "bfloat16"
         self.dim = WHISPER_MODELS[name].dim
         self.window_s = window_s
         self.max_frames = max_frames
@@ -114,25 +132,25 @@ class WhisperStates:
             self.model = load_whisper(name, self.device, "int8", threads)
 
     def _encode(self, piece: np.ndarray) -> np.ndarray:
-        """``(frames, dim)`` float32 states of one window's audio, padding included."""
+        """``(frames, dim)`` float32 states of one window's speech: its first ``ceil(samples / 320)`` frames."""
+        speech = max(1, -(-len(piece) // (2 * HOP)))
         if self.layers is not None:
             mel = torch.from_numpy(padded_mel(self.mel, piece, self.window_s)).to(self.device)
-            return self.layers(mel[None])[0].float().cpu().numpy()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+                states = self.layers(mel[None], keep=speech)
+            return states[0].float().cpu().numpy()
         out = encode_padded(self.model, piece, self.window_s)
         if self.device.type == "cuda":
             import ctranslate2
 
             out = out.to_device(ctranslate2.Device.cpu)
-        return np.asarray(out).astype(np.float32)[0]
+        return np.asarray(out).astype(np.float32)[0, :speech]
 
     def _states(self, audio: np.ndarray) -> np.ndarray:
         chunk = int(MAX_WINDOW_S * SAMPLE_RATE)
         audio = audio[: self.max_frames * 2 * HOP]  # frames beyond max_frames would be dropped: never encode them
-        parts = []
-        for start in range(0, max(len(audio), 1), chunk):
-            piece = audio[start : start + chunk]
-            parts.append(self._encode(piece)[: max(1, -(-len(piece) // (2 * HOP)))])
-        return np.concatenate(parts)
+        return np.concatenate([self._encode(audio[start : start + chunk])
+                               for start in range(0, max(len(audio), 1), chunk)])
 
     def __call__(self, waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         states = [self._states(w.detach().cpu().numpy().astype(np.float32, copy=False)) for w in waveforms]

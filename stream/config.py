@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from emostream.models.whisper_states import PRECISIONS, Precision, native_bfloat16
 from emostream.stream.errors import UserError
 from emostream.stream.stages.speakers import SpeakerConfig
 from emostream.stream.stages.vad import VadConfig
@@ -72,12 +74,23 @@ class ModelConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     max_batch: int = 32  # utterances of all streams batched into one forward pass
     max_wait_ms: float = 0.0  # how long a batch's first request waits for company (0: a batch is what queued meanwhile)
+    # Arithmetic of the bundle's Whisper blocks run in PyTorch (models/whisper_states.py): auto | float32 | bfloat16.
+    # auto: bfloat16 where the device has it in hardware (a CPU with AVX512-BF16 or AMX), else float32.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"model.max_batch: must be at least 1, got {self.max_batch}")
         if self.max_wait_ms < 0:
             raise ValueError(f"model.max_wait_ms: must be at least 0, got {self.max_wait_ms}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(f"model.precision: must be auto, {' or '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def resolved_precision(self, device: torch.device) -> Precision:
+        """``precision`` with auto chosen for ``device``."""
+        if self.precision == "auto":
+            return "bfloat16" if native_bfloat16(device) else "float32"
+        return self.precision  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

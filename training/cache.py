@@ -26,6 +26,7 @@ from emostream.models import features, functionals, whisper_layers, whisper_stat
 from emostream.models.features import Extractor, FeatureSpec, make_extractor
 from emostream.models.functionals import FUNCTIONAL_SETS
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
+from emostream.models.whisper_states import Precision
 from emostream.stream.stages import vad as vad_module
 from emostream.stream.stages.vad import SAMPLE_RATE, VadConfig, cut_utterance, speech_spans
 from emostream.training import speed as speed_module
@@ -160,12 +161,14 @@ def _wider(spec: FeatureSpec) -> list[tuple[FeatureSpec, Narrow]]:
 
 
 def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache_dir: Path,
-                 gain_db: float = 0.0, channel: str = "clean") -> list[torch.Tensor]:
+                 gain_db: float = 0.0, channel: str = "clean", precision: Precision = "float32") -> list[torch.Tensor]:
     """Raw (un-normalised) feature frames ``(T, dim)`` of each VAD-cut clip, ``gain_db`` louder if given.
 
     ``channel="telephone"`` plays each clip through a simulated phone line first (training/telephone.py; its
     random draws seeded by the clip's bytes, so a clip always sounds the same), as a call would reach the stream;
-    ``"slow"`` and ``"fast"`` play it 10 % slower or faster (training/speed.py).
+    ``"slow"`` and ``"fast"`` play it 10 % slower or faster (training/speed.py). ``precision`` is the arithmetic
+    of Whisper's inner blocks (``WhisperStates``): training uses float32; a stream may serve in bfloat16, which
+    evaluation can score.
 
     A clip in which the VAD hears nothing is used whole (and counted in the log) rather than dropped,
     so that the label distribution of a split does not depend on the VAD. A clip missing from the cache is taken
@@ -183,6 +186,8 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
             keyed["gain_db"] = gain_db
         if channel != "clean":
             keyed["channel"] = channel
+        if precision != "float32":
+            keyed["precision"] = precision
         return json.dumps(keyed, sort_keys=True)
 
     own, wider = settings(spec), [(settings(w), narrow) for w, narrow in _wider(spec)]
@@ -202,7 +207,7 @@ def audio_frames(paths: Sequence[Path], spec: FeatureSpec, vad: VadConfig, cache
         uncut += not heard
         if gain_db:
             cut = cut * np.float32(10.0 ** (gain_db / 20.0))
-        extractor = extractor or make_extractor(spec, threads=2)
+        extractor = extractor or make_extractor(spec, threads=2, precision=precision)
         feats, mask = extractor([torch.from_numpy(np.ascontiguousarray(cut))])
         frames = feats[0, : int(mask[0].sum())].contiguous()
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from emostream.models.bundle import DEFAULT_BUNDLE
+from emostream.models.whisper_states import PRECISIONS
 from emostream.training.options import add_data_options
 from emostream.training.paths import default_cache_dir, default_data_dir
 
@@ -98,6 +99,9 @@ def eval_main(argv: list[str] | None = None) -> int:
                    "bundle's data card (default test)")
     p.add_argument("--out", type=Path, default=None,
                    help="report folder (default runs/eval/<bundle id>/ in the current directory)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="arithmetic of Whisper's inner blocks, as a stream's model.precision serves them "
+                        "(bfloat16 needs a CPU with AVX512-BF16 or AMX; default float32, as trained)")
     _common(p)
     args = p.parse_args(argv)
     _setup(args.threads, None)
@@ -109,7 +113,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         bundle = load_bundle(args.bundle)
         out = args.out or Path("runs") / "eval" / bundle.meta.id
         results = evaluate(bundle, args.corpus, args.split, args.data or default_data_dir(),
-                           args.cache or default_cache_dir(), out, manifest=args.manifest)
+                           args.cache or default_cache_dir(), out, manifest=args.manifest, precision=args.precision)
     except (BundleError, FileNotFoundError, ValueError) as e:
         print(f"emo-eval: error: {e}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ import numpy as np
 
 from emostream.models.bundle import Bundle
 from emostream.models.collate import UtteranceInput
+from emostream.models.whisper_states import Precision
 from emostream.stream.stages.vad import VadConfig
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
@@ -44,8 +45,10 @@ QUIET_DB = -12.0
 
 
 def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir: Path, reports: Path,
-             every: int = 1, manifest: Path | None = None) -> dict[str, dict[str, Any]]:
+             every: int = 1, manifest: Path | None = None,
+             precision: Precision = "float32") -> dict[str, dict[str, Any]]:
     """Results by condition name (e.g. ``ravdess_test_audio``); each also written under ``reports``.
+    ``precision``: of Whisper's inner blocks, as a stream serves them (``model.precision``).
 
     ``corpus="manifest"`` scores the rows of ``manifest`` (``split`` names the conditions): as given (fused where
     a row has both), and audio alone / text alone over the rows that have that modality.
@@ -55,31 +58,33 @@ def evaluate(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir:
     if corpus == "manifest":
         if manifest is None:
             raise ValueError("--corpus manifest needs --manifest FILE (a CSV or JSONL manifest)")
-        return _evaluate_manifest(bundle, manifest, split, cache_dir, reports)
+        return _evaluate_manifest(bundle, manifest, split, cache_dir, reports, precision)
     if corpus in REGISTRY and corpus not in ("meld", "ravdess"):
-        return _evaluate_registered(bundle, corpus, split, data_dir, cache_dir, reports, every)
-    utts, conditions = conditions_of(bundle, corpus, split, data_dir, cache_dir, every)
+        return _evaluate_registered(bundle, corpus, split, data_dir, cache_dir, reports, every, precision)
+    utts, conditions = conditions_of(bundle, corpus, split, data_dir, cache_dir, every, precision)
     y = label_array(utts, labels)
     results = {name: scores(y, predict(model, inputs).argmax(1), labels) for name, inputs in conditions.items()}
     if corpus == "ravdess":  # each clip as a new speaker's first words; then 12 dB quieter; then by phone
         vad = VadConfig(**meta.data_card["vad"])
-        first = first_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
+        first = first_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                          precision=precision), utts,
                              meta.speaker_norm)
         inputs = dialogue_inputs(utts, {}, meta.dims, audio=first, use_text=False)
         results[f"ravdess_{split}_audio_first"] = scores(y, predict(model, inputs).argmax(1), labels)
         quiet = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
-                                          gain_db=QUIET_DB), utts, meta.speaker_norm)
+                                          gain_db=QUIET_DB, precision=precision), utts, meta.speaker_norm)
         inputs = dialogue_inputs(utts, {}, meta.dims, audio=quiet, use_text=False)
         results[f"ravdess_{split}_audio_quiet"] = scores(y, predict(model, inputs).argmax(1), labels)
         phone = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
-                                          channel="telephone"), utts, meta.speaker_norm)
+                                          channel="telephone", precision=precision), utts, meta.speaker_norm)
         inputs = dialogue_inputs(utts, {}, meta.dims, audio=phone, use_text=False)
         results[f"ravdess_{split}_audio_telephone"] = scores(y, predict(model, inputs).argmax(1), labels)
     return _report(results, meta.id, reports)
 
 
 def conditions_of(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir: Path,
-                  every: int = 1) -> tuple[list[Utterance], dict[str, list[UtteranceInput]]]:
+                  every: int = 1, precision: Precision = "float32",
+                  ) -> tuple[list[Utterance], dict[str, list[UtteranceInput]]]:
     """The inputs of each condition ``evaluate`` scores on ``corpus`` (meld, ravdess or pairs), by condition name,
     and the utterances whose labels they are scored against (in the same order)."""
     meta = bundle.meta
@@ -96,7 +101,8 @@ def conditions_of(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache
         actors = card["actors"][split]
         utts = subsample(load_ravdess(data_dir, actors), every)
         vad = VadConfig(**meta.data_card["vad"])
-        frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir), utts,
+        frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
+                                          precision=precision), utts,
                               meta.speaker_norm)
         sentences, tokens = text_features([u.text for u in utts], spec, cache_dir)
         if corpus == "pairs":
@@ -130,7 +136,7 @@ def _report(results: dict[str, dict[str, Any]], model_id: str, reports: Path) ->
 
 
 def _evaluate_registered(bundle: Bundle, corpus: str, split: str, data_dir: Path, cache_dir: Path, reports: Path,
-                         every: int) -> dict[str, dict[str, Any]]:
+                         every: int, precision: Precision) -> dict[str, dict[str, Any]]:
     meta, model, c = bundle.meta, bundle.model, REGISTRY[corpus]
     utts = subsample(c.splits(data_dir)[split], every)
     y = label_array(utts, meta.labels)
@@ -143,19 +149,20 @@ def _evaluate_registered(bundle: Bundle, corpus: str, split: str, data_dir: Path
     results = {}
     for channel, suffix in (("clean", ""), ("telephone", "_telephone")):
         frames = heard_frames(audio_frames([u.audio for u in utts if u.audio], meta.features, vad, cache_dir,
-                                           channel=channel), utts, meta.speaker_norm)
+                                           channel=channel, precision=precision), utts, meta.speaker_norm)
         inputs = dialogue_inputs(utts, {}, meta.dims, audio=frames, use_text=False)
         results[f"{corpus}_{split}_audio{suffix}"] = corpus_scores(predict(model, inputs), y, meta.labels, c.classes)
     return _report(results, meta.id, reports)
 
 
 def _evaluate_manifest(bundle: Bundle, manifest: Path, split: str, cache_dir: Path,
-                       reports: Path) -> dict[str, dict[str, Any]]:
+                       reports: Path, precision: Precision) -> dict[str, dict[str, Any]]:
     meta, model = bundle.meta, bundle.model
     utts = load_manifest(manifest, corpus="manifest")
     vad = VadConfig(**meta.data_card["vad"]) if "vad" in meta.data_card else VadConfig()
     inputs = manifest_inputs(utts, None, cache_dir, meta.text_encoder, meta.features, vad, meta.dims,  # type: ignore[arg-type]
-                             speaker_norm=(meta.speaker_norm, False) if meta.speaker_norm else None)
+                             speaker_norm=(meta.speaker_norm, False) if meta.speaker_norm else None,
+                             precision=precision)
     y = label_array(utts, meta.labels)
     results: dict[str, dict[str, Any]] = {}
     name = f"manifest_{split}"

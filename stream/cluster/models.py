@@ -106,7 +106,8 @@ class FeaturesModel:
         _prepare(cfg.cluster.features, self.extract)
         device = resolve_device(replica_device(cfg, cfg.cluster.features))
         # The functionals are appended beside each call, as the utterance is spoken (stream/stages/functionals.py).
-        self.extractor = make_extractor(read_meta(bundle_path(cfg)).features, device, with_functionals=False)
+        self.extractor = make_extractor(read_meta(bundle_path(cfg)).features, device, with_functionals=False,
+                                        precision=cfg.model.resolved_precision(device))
 
     @serve.batch
     async def extract(self, waves: list[np.ndarray]) -> list[np.ndarray]:

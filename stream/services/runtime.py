@@ -80,7 +80,11 @@ def load_runtime(cfg: Config) -> Runtime:
         unshared = why_not_shared(bundle.meta.features, transcriber.cfg, cfg.vad, device)
         log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
         spec = bundle.meta.features
-        features = make_extractor(spec, device, with_functionals=False) if unshared else SharedStates(asr)
+        precision = cfg.model.resolved_precision(device)
+        if unshared and spec.kind == "whisper" and spec.whisper_layer:
+            log.info("Whisper blocks 1-%d in %s", spec.whisper_layer, precision)
+        features = make_extractor(spec, device, with_functionals=False, precision=precision) if unshared \
+            else SharedStates(asr)
         functionals = Functionals(spec.functionals) if spec.functionals else None
         encoder = TextEncoder(bundle.meta.text_encoder, device)
     except MissingModel as e:

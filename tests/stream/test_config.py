@@ -26,6 +26,7 @@ def test_documented_defaults_are_the_defaults():
     ("server: {tls_cert: a.pem}\n", "server.tls_cert and server.tls_key"),
     ("server: {twilio_roles: [customer]}\n", "server.twilio_roles"),
     ("server: {tokens: abc}\n", "'server.tokens'"),
+    ("model: {precision: fp8}\n", "model.precision: must be auto, float32 or bfloat16, got 'fp8'"),
 ])
 def test_errors_name_the_key(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"

@@ -101,14 +101,16 @@ def encoder_job(job: dict) -> dict:
 
     from emostream.models.bundle import DEFAULT_BUNDLE, read_meta
     from emostream.models.features import make_extractor
-    from emostream.stream.config import AsrConfig
+    from emostream.stream.config import AsrConfig, ModelConfig
     from emostream.stream.services.asr import Transcriber
 
     torch.set_num_threads(1)
     utterances = cuts(job["dialogues"])
     transcriber = Transcriber(AsrConfig(), torch.device("cpu"))
     # Whisper's work only: the functionals cost the same in both arrangements (stream/stages/functionals.py).
-    extractor = make_extractor(read_meta(DEFAULT_BUNDLE).features, with_functionals=False)
+    # The blocks in the precision a stream's default config serves them in.
+    extractor = make_extractor(read_meta(DEFAULT_BUNDLE).features, with_functionals=False,
+                               precision=ModelConfig().resolved_precision(torch.device("cpu")))
     per_utterance(transcriber, extractor, utterances[:2])  # warm-up: first calls allocate
     rows = [per_stream(transcriber, utterances, n) for n in BATCH_STREAMS]
     return {"utterance": per_utterance(transcriber, extractor, utterances), "streams": rows,
