@@ -93,6 +93,18 @@ class LateFusionBaseline(EmotionModel):
         audio, text = self.branch_logits(batch)
         return fuse(audio, text, batch.has_audio, batch.has_text, self.audio_weight, self.text_reference, self.fusion)
 
+    def modality_logits(self, batch: EmotionBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All three from one pass of the branches: switching a modality off changes only the fusion (a branch
+        does not read the other's mask), so the per-modality scores of a stream's event cost no second pass of
+        the text encoder's tuned layers."""
+        audio, text = self.branch_logits(batch)
+        has_audio, has_text = batch.has_audio, batch.has_text
+        fused = fuse(audio, text, has_audio, has_text, self.audio_weight, self.text_reference, self.fusion)
+        both = (has_audio & has_text).unsqueeze(1)
+        alone = [fuse(audio, text, has_audio & keep_audio, has_text & ~keep_audio, self.audio_weight,
+                      self.text_reference, self.fusion) for keep_audio in (True, False)]
+        return fused, *(torch.where(both, one, fused) for one in alone)  # type: ignore[return-value]
+
 
 class FramePool(nn.Module):
     """A learned reading of an utterance's frames ``(B, T, D)`` → ``(B, 2D')``: attentive statistics pooling, for

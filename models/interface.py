@@ -73,6 +73,20 @@ class EmotionModel(nn.Module):
     def forward(self, batch: EmotionBatch) -> torch.Tensor:  # (B, num_classes) logits
         raise NotImplementedError
 
+    def modality_logits(self, batch: EmotionBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits fused, of the audio alone and of the text alone, per row; a row without both modalities gets the
+        fused logits three times (they are then its one modality's). Here the model runs again on the rows that
+        have both, once per modality; an architecture whose fused output is made from its branches' outputs
+        overrides this with one pass."""
+        fused = self(batch)
+        audio, text = fused.clone(), fused.clone()
+        both = (batch.has_audio & batch.has_text).nonzero().squeeze(1)
+        if len(both):
+            subset = batch.rows(both)
+            audio[both] = self(subset.with_modalities(audio=True, text=False))
+            text[both] = self(subset.with_modalities(audio=False, text=True))
+        return fused, audio, text
+
 
 def drop_modalities(batch: EmotionBatch, p: float, generator: torch.Generator | None = None) -> EmotionBatch:
     """Modality dropout for training: each present modality is dropped with probability ``p``, never both."""

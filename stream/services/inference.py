@@ -26,21 +26,15 @@ class EmotionClassifier:
 
     @torch.inference_mode()
     def classify(self, items: list[UtteranceInput]) -> list[Scores]:
-        """Per item: probabilities for ``fused``, ``audio`` and ``text`` (None where that modality is absent).
-
-        With one modality present the fused output is that modality's (models honour the masks), so the
-        single-modality passes run only on the rows that have both: an audio-only estimate costs one pass.
+        """Per item: probabilities for ``fused``, ``audio`` and ``text`` (None where that modality is absent),
+        from the model's ``modality_logits``: with one modality present the fused output is that modality's
+        (models honour the masks), so an audio-only estimate costs one pass.
         """
         batch = collate(items, self.bundle.meta.dims).to(self.device)
-        model = self.bundle.model
-        fused = model(batch).softmax(-1).cpu()
+        logits = self.bundle.model.modality_logits(batch)
+        fused, audio, text = (x.softmax(-1).cpu() for x in logits)
+        probs = {"fused": fused, "audio": audio, "text": text}
         has_audio, has_text = batch.has_audio.cpu(), batch.has_text.cpu()
-        probs = {"fused": fused, "audio": fused.clone(), "text": fused.clone()}
-        both = (has_audio & has_text).nonzero().squeeze(1)
-        if len(both):
-            subset = batch.rows(both.to(self.device))
-            probs["audio"][both] = model(subset.with_modalities(audio=True, text=False)).softmax(-1).cpu()
-            probs["text"][both] = model(subset.with_modalities(audio=False, text=True)).softmax(-1).cpu()
         present = {"fused": has_audio | has_text, "audio": has_audio, "text": has_text}
         return [
             {

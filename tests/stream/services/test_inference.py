@@ -1,5 +1,5 @@
-"""The inference service: single-modality passes only for rows with both modalities, and batches across streams
-that hold no lone request back (the shipped bundle's model)."""
+"""The inference service: per-modality scores equal to a full pass per modality, and batches across streams that
+hold no lone request back (the shipped bundle's model)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,20 @@ from emostream.models.collate import UtteranceInput, collate
 from emostream.stream.services.inference import EmotionClassifier, InferenceService
 
 
-def test_scores_equal_three_full_passes_for_every_mix_of_modalities():
+@pytest.mark.parametrize("with_tokens", [False, True])
+def test_scores_equal_three_full_passes_for_every_mix_of_modalities(with_tokens):
+    """The shipped model gives all three from one pass of its branches (``modality_logits``); a full pass per
+    modality gives the same, with token states (its tuned text layers) or a sentence vector alone."""
     bundle = load_bundle(DEFAULT_BUNDLE)
     classifier = EmotionClassifier(bundle, torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     dims = bundle.meta.dims
     sentence = torch.nn.functional.normalize(torch.randn(dims.text_dim, generator=g), dim=0)
+    tokens = torch.randn(12, dims.text_dim, generator=g) if with_tokens else None
     items = [
-        UtteranceInput(torch.randn(80, dims.audio_dim, generator=g) * 5, sentence, None, "a"),  # both
+        UtteranceInput(torch.randn(80, dims.audio_dim, generator=g) * 5, sentence, tokens, "a"),  # both
         UtteranceInput(torch.randn(60, dims.audio_dim, generator=g) * 5, None, None, "b"),  # audio only (an estimate)
-        UtteranceInput(None, sentence, None, "c"),  # text only
+        UtteranceInput(None, sentence, tokens, "c"),  # text only
     ]
     got = classifier.classify(items)
     batch = collate(items, bundle.meta.dims)
