@@ -106,8 +106,8 @@ class WhisperStates:
 
     ``layer`` 0: the encoder's output, from CTranslate2 (int8 on a CPU); k: the states after block k, from
     PyTorch on ``device``, which the caller's torch thread setting governs. Their matrix products run in
-    ``precision``: bfloat16 takes 0.57x of float32's time where the hardware has it, and moves the states by a
-    relative 0.006 (docs/benchmarks.md, "bfloat16 blocks"); layer norms and softmax stay in float32 (autocast).
+    ``precision``: bfloat16 takes about 0.6x of float32's time where the hardware has it, and moves the states by a
+    relative 0.006 (docs/benchmarks.md, "Front ends"); layer norms and softmax stay in float32 (autocast).
     """
 
     def __init__(self, name: str, window_s: float, max_frames: int, device: torch.device | str = "cpu",

@@ -74,8 +74,8 @@ class ModelConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     max_batch: int = 32  # utterances of all streams batched into one forward pass
     max_wait_ms: float = 0.0  # how long a batch's first request waits for company (0: a batch is what queued meanwhile)
-    # Arithmetic of the bundle's Whisper blocks run in PyTorch (models/whisper_states.py): auto | float32 | bfloat16.
-    # auto: bfloat16 where the device has it in hardware (a CPU with AVX512-BF16 or AMX), else float32.
+    # Arithmetic of the PyTorch encoders (the bundle's Whisper blocks, models/whisper_states.py; the speaker encoder):
+    # auto | float32 | bfloat16. auto: bfloat16 where the device has it in hardware (a CPU with AVX512-BF16 or AMX).
     precision: str = "auto"
 
     def __post_init__(self) -> None:

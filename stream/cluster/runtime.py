@@ -31,6 +31,7 @@ def cluster_runtime(cfg: Config, asr: DeploymentHandle, features: DeploymentHand
         encoder=RayTextEncoder(text, bundle.meta.text_encoder),
         inference=RayClassifier(inference),
         # Speaker turns are per-call state and a small model: kept beside the call, not a deployment.
-        speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
+        speaker_encoder=SpeakerEncoder(device, bfloat16=cfg.model.resolved_precision(device) == "bfloat16")
+        if cfg.speakers.enabled else None,
         prometheus=None,  # Ray exports each replica's metrics itself (docs/cluster.md)
     )

@@ -81,8 +81,7 @@ def load_runtime(cfg: Config) -> Runtime:
         log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
         spec = bundle.meta.features
         precision = cfg.model.resolved_precision(device)
-        if unshared and spec.kind == "whisper" and spec.whisper_layer:
-            log.info("Whisper blocks 1-%d in %s", spec.whisper_layer, precision)
+        log.info("PyTorch encoders (Whisper blocks, speaker encoder) in %s", precision)
         features = make_extractor(spec, device, with_functionals=False, precision=precision) if unshared \
             else SharedStates(asr)
         functionals = Functionals(spec.functionals) if spec.functionals else None
@@ -96,7 +95,7 @@ def load_runtime(cfg: Config) -> Runtime:
         functionals=functionals,
         encoder=encoder,
         inference=InferenceService(EmotionClassifier(bundle, device), cfg.model.max_batch, cfg.model.max_wait_ms),
-        speaker_encoder=SpeakerEncoder(device) if cfg.speakers.enabled else None,
+        speaker_encoder=SpeakerEncoder(device, bfloat16=precision == "bfloat16") if cfg.speakers.enabled else None,
         prometheus=prometheus,
     )
     freeze_loaded_objects()

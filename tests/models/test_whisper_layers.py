@@ -86,8 +86,8 @@ def test_the_last_block_on_the_speech_alone_gives_the_same_states(turn):
 
 @pytest.mark.skipif(not native_bfloat16(torch.device("cpu")), reason="this CPU has no bfloat16 arithmetic")
 def test_bfloat16_blocks_stay_close_to_float32(turn):
-    """bfloat16 arithmetic (where the CPU has it) moves the states by far less than they differ between speakers:
-    a relative 0.006 on this turn, against 0.07 for int8 weights (docs/benchmarks.md)."""
+    """bfloat16 arithmetic (where the CPU has it) moves the states little: a relative 0.006 on RAVDESS clips, against
+    0.067 for int8 weights (docs/benchmarks.md, "Front ends")."""
     exact, _ = make_extractor(spec("tiny.en", 2))([turn])
     fast, mask = make_extractor(spec("tiny.en", 2), precision="bfloat16")([turn])
     assert fast.dtype == torch.float32 and bool(mask.all())

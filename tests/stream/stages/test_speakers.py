@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from emostream.models.whisper_states import native_bfloat16
 from emostream.stream.stages import speakers
 from emostream.stream.stages.speakers import EMBED_DIM, SpeakerConfig, SpeakerEncoder, SpeakerTracker
 from emostream.stream.stages.vad import VadConfig, cut_utterance
@@ -121,6 +122,18 @@ def test_alternating_actors_get_two_consistent_labels(encoder: SpeakerEncoder, r
     assert truth == ["A", "B"] * 4
     assert len(set(got)) == 2, got
     assert consistent(got, truth) >= 7, (got, truth)
+
+
+@pytest.mark.skipif(not native_bfloat16(torch.device("cpu")), reason="this CPU has no bfloat16 arithmetic")
+def test_bfloat16_embeddings_label_the_turns_as_float32_does(encoder: SpeakerEncoder,
+                                                             ravdess_dialogue: dlg.Dialogue) -> None:
+    fast = SpeakerEncoder(bfloat16=True)
+    turns = turn_audio(ravdess_dialogue)
+    cosines = [float(encoder.embed(u) @ fast.embed(u)) for u in turns]
+    assert min(cosines) > 0.999, cosines
+    trackers = [SpeakerTracker(SpeakerConfig(), e) for e in (encoder, fast)]
+    labels = [[t.assign(u).speaker for u in turns] for t in trackers]
+    assert labels[0] == labels[1] and len(set(labels[1])) == 2, labels
 
 
 @pytest.mark.parametrize("actor", [23, 24])
