@@ -103,7 +103,8 @@ class LateFusionBaseline(EmotionModel):
         both = (has_audio & has_text).unsqueeze(1)
         alone = [fuse(audio, text, has_audio & keep_audio, has_text & ~keep_audio, self.audio_weight,
                       self.text_reference, self.fusion) for keep_audio in (True, False)]
-        return fused, *(torch.where(both, one, fused) for one in alone)  # type: ignore[return-value]
+        audio_alone, text_alone = (torch.where(both, one, fused) for one in alone)
+        return fused, audio_alone, text_alone
 
 
 class FramePool(nn.Module):

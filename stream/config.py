@@ -75,7 +75,7 @@ class ModelConfig:
     max_batch: int = 32  # utterances of all streams batched into one forward pass
     max_wait_ms: float = 0.0  # how long a batch's first request waits for company (0: a batch is what queued meanwhile)
     # Arithmetic of the PyTorch encoders (the bundle's Whisper blocks, models/whisper_states.py; the speaker encoder):
-    # auto | float32 | bfloat16. auto: bfloat16 where the device has it in hardware (a CPU with AVX512-BF16 or AMX).
+    # auto | float32 | bfloat16. auto: bfloat16 on a CPU that has it in hardware (AVX512-BF16 or AMX), else float32.
     precision: str = "auto"
 
     def __post_init__(self) -> None:
@@ -87,10 +87,14 @@ class ModelConfig:
             raise ValueError(f"model.precision: must be auto, {' or '.join(PRECISIONS)}, got {self.precision!r}")
 
     def resolved_precision(self, device: torch.device) -> Precision:
-        """``precision`` with auto chosen for ``device``."""
+        """``precision`` for ``device``: auto is bfloat16 on a CPU that has it (measured there; a GPU keeps
+        float32, not measured in bfloat16)."""
         if self.precision == "auto":
-            return "bfloat16" if native_bfloat16(device) else "float32"
-        return self.precision  # type: ignore[return-value]
+            return "bfloat16" if device.type == "cpu" and native_bfloat16(device) else "float32"
+        if self.precision == "bfloat16" and not native_bfloat16(device):
+            raise UserError(f"model.precision: bfloat16 needs bfloat16 arithmetic in hardware, which {device} lacks "
+                            "(a CPU needs AVX512-BF16 or AMX); use auto or float32")
+        return "bfloat16" if self.precision == "bfloat16" else "float32"
 
 
 @dataclass(frozen=True)
