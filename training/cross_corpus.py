@@ -19,6 +19,7 @@ Writes ``<out>/cross_corpus.json``, a confusion PNG per condition and the markdo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -32,6 +33,7 @@ import torch
 from emostream.models.interface import EmotionModel
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
+from emostream.models.whisper_states import PRECISIONS, Precision
 from emostream.training.batching import dialogue_inputs, label_array, predict
 from emostream.training.cache import audio_frames, text_features
 from emostream.training.config import TrainConfig, load_config
@@ -80,9 +82,10 @@ def train_fold(cfg: TrainConfig, heard: Splits | None, read: Splits | None, cach
 
 
 def leave_audio_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text: dict[str, Splits],
-                    cache_dir: Path, device: torch.device | str) -> dict[str, Any]:
+                    cache_dir: Path, device: torch.device | str, precision: Precision = "float32") -> dict[str, Any]:
     """The recipe on every audio corpus but ``held`` (a fused one with every text corpus); scores of ``held``
-    whole, by voice alone: clean, as first words, and through a phone line."""
+    whole, by voice alone: clean, as first words, and through a phone line, its features in ``precision`` (the
+    recipe itself trains on float32)."""
     rest = {n: s for n, s in audio.items() if n != held}
     heard = {k: merged({}, rest, k) for k in ("train", "dev")}
     fold = train_fold(cfg, heard, {k: merged({}, text, k) for k in ("train", "dev")} if cfg.fused else None,
@@ -92,7 +95,8 @@ def leave_audio_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text:
     y = label_array(utts, LABELS)
     out: dict[str, Any] = {"trained_on": sorted(rest), "dev": fold.dev, "epochs": fold.epoch}
     for channel in ("clean", "telephone"):
-        raw = audio_frames([u.audio for u in utts if u.audio], cfg.features, cfg.vad, cache_dir, channel=channel)
+        raw = audio_frames([u.audio for u in utts if u.audio], cfg.features, cfg.vad, cache_dir, channel=channel,
+                           precision=precision)
         inputs = dialogue_inputs(utts, {}, model.dims, audio=heard_frames(raw, utts, prior), use_text=False)
         out[channel] = corpus_scores(predict(model, inputs), y, LABELS, CORPORA[held].classes)
         if channel == "clean":  # every clip as its speaker's first words in a stream (the prior and itself alone)
@@ -134,11 +138,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def run(cfg: TrainConfig, data_dir: Path, cache_dir: Path, out: Path, modalities: tuple[str, ...], every: int = 1,
-        device: torch.device | str = "cpu") -> dict[str, dict[str, Any]]:
+        device: torch.device | str = "cpu", precision: Precision = "float32") -> dict[str, dict[str, Any]]:
     t0 = time.time()
     results: dict[str, dict[str, Any]] = {}
+    scored_in = functools.partial(leave_audio_out, precision=precision)
     plans = [(modality, names, leave_out) for modality, names, leave_out in (
-        ("audio", cfg.audio_corpora, leave_audio_out), ("text", cfg.text_corpora, leave_text_out))
+        ("audio", cfg.audio_corpora, scored_in), ("text", cfg.text_corpora, leave_text_out))
         if modality in modalities and len(names) > 1]
     # A branch-wise recipe learns from the left-out modality's corpora alone, a fused one from both modalities'.
     loaded = {"audio", "text"} if cfg.fused else {modality for modality, _, _ in plans}
@@ -157,7 +162,8 @@ def run(cfg: TrainConfig, data_dir: Path, cache_dir: Path, out: Path, modalities
                                                if c in results[held]})
     out.mkdir(parents=True, exist_ok=True)
     (out / "cross_corpus.json").write_text(json.dumps({"recipe": cfg.bundle_id, "seconds": round(time.time() - t0),
-                                                       "subsample_every": every, "results": results}, indent=1))
+                                                       "subsample_every": every, "precision": precision,
+                                                       "results": results}, indent=1))
     (out / "table.md").write_text(table(results))
     return results
 
@@ -172,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     add_override_option(p)
     p.add_argument("--subsample", type=int, default=1, metavar="N", help="every N-th clip/utterance (smoke runs)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="score the left-out audio corpus with the Whisper blocks in this arithmetic, as a stream "
+                        "serves them (model.precision; the folds train on float32 either way)")
     add_data_options(p)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -179,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     modalities = ("audio", "text") if a.modality == "both" else (a.modality,)
     try:
         results = run(load_config(a.config, a.overrides), a.data or default_data_dir(),
-                      a.cache or default_cache_dir(), a.out, modalities, a.subsample)
+                      a.cache or default_cache_dir(), a.out, modalities, a.subsample, precision=a.precision)
     except (FileNotFoundError, ValueError) as e:  # a ConfigError, a missing corpus
         print(f"cross_corpus: error: {e}", file=sys.stderr)
         return 1
