@@ -7,8 +7,9 @@ Each architecture is built with its default hyper-parameters and its own default
 text level, :func:`emostream.models.zoo.default_inputs`). Inputs are synthetic but shaped like a real
 utterance of ``--seconds`` seconds with ``--tokens`` tokens and a full context of ``--context`` utterances.
 Time is per utterance: the median over ``--repeats`` calls of one batch, divided by the batch size, on one
-CPU thread in inference mode. Each ``--variant ARCH:KEY=VALUE[,KEY=VALUE]`` adds a row for the architecture with
-those hyper-parameters (values read as YAML).
+CPU thread in inference mode; the last column is what a stream's event costs (its fused, audio and text scores,
+``modality_logits``). Each ``--variant ARCH:KEY=VALUE[,KEY=VALUE]`` adds a row for the architecture with those
+hyper-parameters (values read as YAML).
 """
 
 from __future__ import annotations
@@ -26,16 +27,19 @@ from emostream.models.labels import LABELS
 from emostream.models.zoo import default_inputs
 
 
-def time_per_utterance(model: EmotionModel, items: list[UtteranceInput], dims: ModelDims, repeats: int) -> float:
-    """Median seconds per utterance of a forward pass over ``items`` as one batch."""
+def time_per_utterance(model: EmotionModel, items: list[UtteranceInput], dims: ModelDims, repeats: int,
+                       event: bool = False) -> float:
+    """Median seconds per utterance of a forward pass over ``items`` as one batch; ``event``: of the three scores a
+    stream's event carries (fused, audio alone, text alone: ``modality_logits``)."""
     batch = collate(items, dims)
+    call = model.modality_logits if event else model
     with torch.inference_mode():
         for _ in range(2):  # warm-up
-            model(batch)
+            call(batch)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            model(batch)
+            call(batch)
             times.append(time.perf_counter() - start)
     return statistics.median(times) / len(items)
 
@@ -66,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     print(f"Per-utterance CPU inference, 1 thread, {args.seconds:g} s utterance, {args.tokens} tokens, "
           f"H = {args.context}; median over {args.repeats} (batch 1) / {max(3, args.repeats // 4)} (batch 16) calls.\n")
-    print("| architecture | parameters | audio input | text input | ms/utt, batch 1 | ms/utt, batch 16 |")
-    print("|---|---:|---|---|---:|---:|")
+    print("| architecture | parameters | audio input | text input | ms/utt, batch 1 | ms/utt, batch 16 "
+          "| ms/utt, an event's three scores, batch 1 |")
+    print("|---|---:|---|---|---:|---:|---:|")
     rows = [(name, {}) for name in sorted(architectures())] + [parse_variant(v) for v in args.variant]
     for name, hparams in rows:
         spec, text_spec = default_inputs(name)
@@ -86,10 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         params = sum(p.numel() for p in model.parameters())
         one = time_per_utterance(model, [item], dims, args.repeats)
         sixteen = time_per_utterance(model, [item] * 16, dims, max(3, args.repeats // 4))
+        event = time_per_utterance(model, [item], dims, args.repeats, event=True)
         audio = f"{spec.kind} {spec.dim}-d, {frames} frames"
         text = f"{text_spec.level} ({tokens})" if text_spec.level == "token" else "sentence + context"
         label = name + "".join(f", {k}={v}" for k, v in hparams.items())
-        print(f"| `{label}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} |", flush=True)
+        print(f"| `{label}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} "
+              f"| {event * 1e3:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
