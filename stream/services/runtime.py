@@ -81,7 +81,7 @@ def load_runtime(cfg: Config) -> Runtime:
         log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
         spec = bundle.meta.features
         precision = cfg.model.resolved_precision(device)
-        log.info("PyTorch encoders (Whisper blocks, speaker encoder) in %s", precision)
+        log.info("PyTorch encoders (a bundle's Whisper blocks, the speaker encoder) in %s", precision)
         features = make_extractor(spec, device, with_functionals=False, precision=precision) if unshared \
             else SharedStates(asr)
         functionals = Functionals(spec.functionals) if spec.functionals else None
