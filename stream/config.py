@@ -6,6 +6,7 @@ Every error names the offending key by its dotted path (``publish.mqtt.port``) a
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -61,11 +62,13 @@ class AsrConfig:
         if self.max_batch < 1:
             raise ValueError(f"asr.max_batch: must be at least 1, got {self.max_batch}")
 
-    def resolved(self, device: str) -> AsrConfig:
-        """This config with ``model`` chosen for ``device`` ("cpu" or "cuda") when it is "auto"."""
-        if self.model != "auto":
-            return self
-        return dataclasses.replace(self, model="base" if device == "cuda" else "tiny.en")
+    def resolved(self, device: str, cores: int | None = None) -> AsrConfig:
+        """This config with ``model`` chosen for ``device`` ("cpu" or "cuda") when it is "auto", and ``threads`` at
+        most ``cores`` (default: the CPUs this process may run on). More threads than cores only make a decode
+        wait for its own threads: on one core, 2 threads put 5-30 ms on each final (docs/cluster.md)."""
+        cores = len(os.sched_getaffinity(0)) if cores is None else cores
+        model = self.model if self.model != "auto" else "base" if device == "cuda" else "tiny.en"
+        return dataclasses.replace(self, model=model, threads=max(1, min(self.threads, cores)))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ parallelism comes from replicas, not from threads fighting over the same cores.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from typing import Any
 
@@ -67,7 +68,9 @@ class AsrModel:
     def __init__(self, cfg: Config) -> None:
         _prepare(cfg.cluster.asr, self.transcribe, self.one_pass)
         device = resolve_device(replica_device(cfg, cfg.cluster.asr))
-        self.service = AsrService(Transcriber(cfg.asr, device), cfg.asr.max_batch)
+        # A decode's threads: at most the CPUs the replica reserved (Ray does not pin it to them).
+        asr = cfg.asr.resolved(device.type, cores=math.ceil(cfg.cluster.asr.num_cpus))
+        self.service = AsrService(Transcriber(asr, device), cfg.asr.max_batch)
         spec = read_meta(bundle_path(cfg)).features
         self.unshared = why_features_not_shared(cfg, spec)
         self.states = None if self.unshared else SharedStates(self.service)

@@ -3,7 +3,8 @@
 While an utterance is spoken it also emits the audio so far every ``partial_interval_ms`` (input for
 partial transcripts), and the utterance as it would end when speech pauses (``EndCandidate``): a first guess
 ``speculate_after_ms`` into the pause (for ASR), and the exact cut once the pause is as long as the post-roll
-(for features), so both can start before the hangover confirms the end.
+(for features), so both can start before the hangover confirms the end. Once a candidate is out, no partial is
+sent until speech resumes: the candidate's decode hears the same words.
 Utterance ids are given at the first partial or at the end, whichever comes first, so a click that the
 VAD drops for being too short never consumes an id.
 """
@@ -60,17 +61,28 @@ class Segmentation(Stage[AudioFrame, Utterance | PartialAudio | EndCandidate]):
         ]
         for frames in self.guesses:
             pause = seg.pausing(frames)
-            if pause is not None and (pause.end - pause.start) * 1000 >= self.cfg.min_utterance_ms * SAMPLE_RATE:
+            if pause is not None and self._long_enough(pause.end - pause.start):
                 out.append(EndCandidate(self._id(ch)[0], pause.end / SAMPLE_RATE, pause.audio,
                                         exact=frames == self.exact_after))
         spoken = seg.speech_frames
-        if self.partial_every and spoken >= self.partial_every and spoken % self.partial_every == 0:
+        if (self.partial_every and spoken >= self.partial_every and spoken % self.partial_every == 0
+                and not self._candidate_sent(seg)):
             current = seg.current()  # copies the utterance so far: only when a partial is due
             assert current is not None
             uid, seq = self._id(ch)
             out.append(PartialAudio(self.stream_id, uid, seq, ch, self.speaker(ch), current.start / SAMPLE_RATE,
                                     current.end / SAMPLE_RATE, current.audio, item.wall))
         return out
+
+    def _long_enough(self, voiced_samples: int) -> bool:
+        return voiced_samples * 1000 >= self.cfg.min_utterance_ms * SAMPLE_RATE
+
+    def _candidate_sent(self, seg: Segmenter) -> bool:
+        """An ``EndCandidate`` went out for the current pause: the final decode it starts (now, or at the exact cut
+        when the features share the encode) hears every word a partial would hear now, so a partial would only
+        make that final wait for the ASR (on the cluster, in the same batch)."""
+        voiced = (seg.speech_frames - seg.pause_frames) * self.cfg.frame_samples
+        return bool(self.guesses) and seg.pause_frames >= self.guesses[0] and self._long_enough(voiced)
 
     async def flush(self) -> list[Utterance | PartialAudio | EndCandidate]:
         now = time.monotonic()

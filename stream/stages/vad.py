@@ -90,6 +90,11 @@ class Segmenter:
         """Frames since the current utterance's first voiced frame (0 outside speech): cheap, unlike current()."""
         return 0 if self._start is None else self._index - self._start
 
+    @property
+    def pause_frames(self) -> int:
+        """Unvoiced frames since the current utterance's last voiced one (0 outside speech)."""
+        return 0 if self._start is None else self._index - 1 - self._last_voiced
+
     def push(self, frame: np.ndarray) -> list[Segment]:
         cfg = self.cfg
         if len(frame) != cfg.frame_samples:

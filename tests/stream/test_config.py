@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from emostream.stream.config import Config, load_config, override
+from emostream.stream.config import AsrConfig, Config, load_config, override
 from emostream.stream.errors import UserError
 from tests import REPO_ROOT
 
@@ -48,3 +50,15 @@ def test_oversized_config_is_refused_before_parsing(tmp_path):
     path.write_text("#" * (2 << 20))
     with pytest.raises(UserError, match="larger than"):
         load_config(path)
+
+
+def test_asr_threads_never_exceed_the_cores_this_process_may_use():
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})  # as under `taskset -c 0`
+        assert AsrConfig(threads=2).resolved("cpu").threads == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert AsrConfig(threads=2).resolved("cpu", cores=1).threads == 1  # a Ray replica reserving one CPU
+    assert AsrConfig(threads=2).resolved("cpu", cores=8).threads == 2
+    assert AsrConfig(threads=4).resolved("cpu", cores=0).threads == 1

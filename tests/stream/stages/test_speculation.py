@@ -19,6 +19,7 @@ from emostream.stream.messages import (
     Acoustic,
     AudioFrame,
     EndCandidate,
+    PartialAudio,
     Speculated,
     Transcribed,
     Transcript,
@@ -160,3 +161,29 @@ def test_features_use_the_candidate_only_for_the_same_audio(example_dialogue):
     assert torch.equal(same[0].frames, fresh._extract(clip))
     assert torch.equal(longer[0].frames, fresh._extract(audio[: 4 * sr]))
     assert stage.speculation.wasted == 1
+
+
+def test_no_partial_once_a_pause_has_a_candidate(example_dialogue):
+    """A partial due during a pause would decode the words the candidate's final decode is already hearing, and make
+    that final wait; without speculation there is no such decode, and partials go on through the pause."""
+    cfg = VadConfig()
+
+    async def run(speculate_after_ms: int) -> list:
+        stage = Segmentation("s", cfg, (), partial_interval_ms=100, speculate_after_ms=speculate_after_ms)
+        out = []
+        async for msg in replay(probe(example_dialogue.path), "s", cfg.frame_samples, False, asyncio.Event()):
+            if isinstance(msg, AudioFrame):
+                out += await stage.process(msg)
+        return out + await stage.flush()
+
+    def in_final_pause(out: list) -> tuple[int, int]:
+        """Partials in all, and those sent after the pause that ended their utterance began."""
+        finals = {m.utterance_id: m.end_s for m in out if isinstance(m, Utterance)}
+        partials = [m for m in out if isinstance(m, PartialAudio)]
+        return len(partials), sum(m.end_s > finals[m.utterance_id] + 0.06 for m in partials)
+
+    speculating, plain = in_final_pause(asyncio.run(run(60))), in_final_pause(asyncio.run(run(0)))
+    assert plain[1] >= len(example_dialogue.turns)  # a pause spans a 100 ms partial interval, at least once per turn
+    assert speculating[1] == 0
+    # Partials while speech goes on are still sent; only those inside a shorter pause, once its candidate is out, not.
+    assert 0.9 * (plain[0] - plain[1]) <= speculating[0] < plain[0] - plain[1]
