@@ -23,9 +23,10 @@ from emostream.stream.services.runtime import bundle_path
 
 log = logging.getLogger("emo-stream")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}  # every model loads from its package
-# Ray Serve's documented tuning (docs/cluster.md, "What runs where"), in every replica's environment: user code on
-# the replica's own event loop, not a second loop in a thread (every handler here hands blocking work to threads).
-SERVE_TUNING = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+# Ray Serve's documented tuning (docs/cluster.md, "What runs where"), in every replica's environment: user code and
+# the router of its handles on the replica's own event loop, not each on a second loop in a thread (every handler
+# here hands blocking work to threads, and every handle call is awaited on that loop).
+SERVE_TUNING = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
 
 
 def options(d: DeploymentConfig, max_ongoing: int) -> dict[str, Any]:

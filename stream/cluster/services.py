@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,17 +40,6 @@ async def _call(what: str, send: Callable[[], DeploymentResponse]) -> Any:
         except GONE as e:
             _retry_or_raise(what, attempt, e)
         await asyncio.sleep(RETRY_AFTER_S)
-    raise AssertionError("unreachable")
-
-
-def _call_blocking(what: str, send: Callable[[], DeploymentResponse]) -> Any:
-    """The same from a worker thread (feature and text stages call their service there)."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return send().result()
-        except GONE as e:
-            _retry_or_raise(what, attempt, e)
-        time.sleep(RETRY_AFTER_S)
     raise AssertionError("unreachable")
 
 
@@ -113,8 +101,9 @@ class RayExtractor:
     def __init__(self, handle: DeploymentHandle) -> None:
         self.handle = handle
 
-    def __call__(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [_call_blocking("features", lambda w=w: self.handle.extract.remote(w)) for w in to_wire(tuple(waves))]
+    async def extract(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = await asyncio.gather(*(_call("features", lambda w=w: self.handle.extract.remote(w))
+                                      for w in to_wire(tuple(waves))))
         return _padded(list(from_wire(tuple(rows))))
 
 
@@ -122,8 +111,9 @@ class RayTextEncoder:
     def __init__(self, handle: DeploymentHandle, spec: TextEncoderSpec) -> None:
         self.handle, self.spec = handle, spec
 
-    def encode(self, texts: list[str]) -> TextEncoding:
-        rows = from_wire(tuple(_call_blocking("text", lambda t=t: self.handle.encode.remote(t)) for t in texts))
+    async def encode(self, texts: list[str]) -> TextEncoding:
+        rows = from_wire(tuple(await asyncio.gather(*(_call("text", lambda t=t: self.handle.encode.remote(t))
+                                                      for t in texts))))
         tokens, mask = _padded([r.tokens[0] for r in rows])
         return TextEncoding(torch.cat([r.sentence for r in rows]), tokens, mask)
 

@@ -1,5 +1,6 @@
-"""What a stage may call on a shared service, whatever runs it: models in this process (``runtime.py``) or
-Ray Serve deployments on a cluster (``stream/cluster/services.py``). Stages are typed against these only."""
+"""What a stage may call on a shared service, whatever runs it: models in this process (``runtime.py``, in worker
+threads: ``threaded.py``) or Ray Serve deployments on a cluster (``stream/cluster/services.py``). Stages are typed
+against these only. Every call is awaited: where and how the work runs is the service's business."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ class Classifier(Protocol):
 
 
 class FeatureExtractor(Protocol):
-    def __call__(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveforms → ``(B, T, dim)`` feature frames and their ``(B, T)`` mask; called from worker threads."""
+    async def extract(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms → ``(B, T, dim)`` feature frames and their ``(B, T)`` mask."""
 
 
 class OnePass(Protocol):
@@ -54,5 +55,4 @@ class SharedEncoder(Protocol):
 class SentenceEncoder(Protocol):
     spec: TextEncoderSpec
 
-    def encode(self, texts: list[str]) -> TextEncoding:
-        """Called from worker threads."""
+    async def encode(self, texts: list[str]) -> TextEncoding: ...

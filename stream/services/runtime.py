@@ -26,6 +26,7 @@ from emostream.stream.services.device import resolve_device
 from emostream.stream.services.inference import EmotionClassifier, InferenceService
 from emostream.stream.services.interface import Asr, Classifier, FeatureExtractor, SentenceEncoder, SharedEncoder
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
+from emostream.stream.services.threaded import ThreadedExtractor, ThreadedTextEncoder
 from emostream.stream.stages.speakers import SpeakerEncoder
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,10 @@ def load_runtime(cfg: Config) -> Runtime:
         spec = bundle.meta.features
         precision = cfg.model.resolved_precision(device)
         log.info("PyTorch encoders (a bundle's Whisper blocks, the speaker encoder) in %s", precision)
-        features = make_extractor(spec, device, with_functionals=False, precision=precision) if unshared \
-            else SharedStates(asr)
+        features = ThreadedExtractor(make_extractor(spec, device, with_functionals=False, precision=precision)) \
+            if unshared else SharedStates(asr)
         functionals = Functionals(spec.functionals) if spec.functionals else None
-        encoder = TextEncoder(bundle.meta.text_encoder, device)
+        encoder = ThreadedTextEncoder(TextEncoder(bundle.meta.text_encoder, device))
     except MissingModel as e:
         raise UserError(f"{e} (needed by bundle {bundle_path(cfg)})") from None
     runtime = Runtime(

@@ -8,7 +8,6 @@ then hidden behind the rest of the hangover. When those states are the ASR's own
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -27,18 +26,17 @@ class AcousticFeatures(Stage[Utterance | EndCandidate, Acoustic | EndCandidate])
     accepts = (Utterance, EndCandidate)
 
     def __init__(self, extractor: FeatureExtractor | SharedEncodes) -> None:
-        self.extractor = extractor  # shared by every stream: stateless, safe to call from several threads
+        self.extractor = extractor  # shared by every stream
         self.speculation: Speculation[torch.Tensor] = Speculation()
 
-    def _extract(self, audio: np.ndarray) -> torch.Tensor:
-        assert not isinstance(self.extractor, SharedEncodes)
-        feats, mask = self.extractor([torch.from_numpy(audio)])
+    async def _extract(self, extractor: FeatureExtractor, audio: np.ndarray) -> torch.Tensor:
+        feats, mask = await extractor.extract([torch.from_numpy(audio)])
         return feats[0, : int(mask[0].sum())].cpu()
 
     def _frames(self, cut: Ending) -> Coroutine[Any, Any, torch.Tensor]:
         if isinstance(self.extractor, SharedEncodes):
             return self.extractor.frames(cut.key, cut.audio)
-        return asyncio.to_thread(self._extract, cut.audio)
+        return self._extract(self.extractor, cut.audio)
 
     async def process(self, item: Utterance | EndCandidate) -> list[Acoustic | EndCandidate]:
         if isinstance(item, EndCandidate):

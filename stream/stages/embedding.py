@@ -6,7 +6,6 @@ of that utterance has the same text, that embedding is used and only its remaind
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import torch
@@ -40,7 +39,7 @@ class TextEmbedding(Stage[Transcribed | Speculated, Embedded]):
         return [Embedded(item, sentence, tokens, latency)]
 
     async def _encode(self, text: str) -> Encoded:
-        enc = await asyncio.to_thread(self.encoder.encode, [text])
+        enc = await self.encoder.encode([text])
         tokens = enc.tokens[0, : int(enc.mask[0].sum())].cpu() if self.encoder.spec.level == "token" else None
         return enc.sentence[0].cpu(), tokens
 

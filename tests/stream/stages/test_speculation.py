@@ -26,6 +26,7 @@ from emostream.stream.messages import (
     Utterance,
 )
 from emostream.stream.services.asr import AsrService, Transcriber
+from emostream.stream.services.threaded import ThreadedExtractor, ThreadedTextEncoder
 from emostream.stream.sources.decode import probe
 from emostream.stream.sources.replay import replay
 from emostream.stream.stages.acoustic import AcousticFeatures
@@ -52,7 +53,7 @@ def encoder() -> TextEncoder:
 
 def test_prepared_embedding_is_used_only_for_the_same_utterance_and_text(encoder):
     async def run() -> tuple[list, TextEmbedding]:
-        stage = TextEmbedding(encoder)
+        stage = TextEmbedding(ThreadedTextEncoder(encoder))
         out = [await stage.process(Speculated("s/1", "I am so happy today"))]
         out.append(await stage.process(transcribed("s/1", "I am so happy today")))
         out.append(await stage.process(Speculated("s/2", "I was wrong")))
@@ -147,7 +148,7 @@ def test_features_use_the_candidate_only_for_the_same_audio(example_dialogue):
     clip = audio[: 3 * sr]
 
     async def run() -> tuple[list, AcousticFeatures]:
-        stage = AcousticFeatures(make_extractor(FeatureSpec()))
+        stage = AcousticFeatures(ThreadedExtractor(make_extractor(FeatureSpec())))
         await stage.process(EndCandidate("s/1", 2.5, clip[:-1440], exact=False))  # a guess: not used for features
         passed = await stage.process(EndCandidate("s/1", 2.5, clip, exact=True))
         same = await stage.process(acoustic("s/1", clip, 2.5).utterance)
@@ -155,11 +156,14 @@ def test_features_use_the_candidate_only_for_the_same_audio(example_dialogue):
         longer = await stage.process(acoustic("s/2", audio[: 4 * sr], 2.5).utterance)  # speech went on
         return [passed, same, longer], stage
 
+    def frames(wave: np.ndarray) -> torch.Tensor:
+        feats, mask = make_extractor(FeatureSpec())([torch.from_numpy(wave)])
+        return feats[0, : int(mask[0].sum())]
+
     (passed, same, longer), stage = asyncio.run(run())
     assert [m.key for m in passed] == [("s/1", 2.5, len(clip))]  # the candidate goes on to ASR
-    fresh = AcousticFeatures(make_extractor(FeatureSpec()))
-    assert torch.equal(same[0].frames, fresh._extract(clip))
-    assert torch.equal(longer[0].frames, fresh._extract(audio[: 4 * sr]))
+    assert torch.equal(same[0].frames, frames(clip))
+    assert torch.equal(longer[0].frames, frames(audio[: 4 * sr]))
     assert stage.speculation.wasted == 1
 
 

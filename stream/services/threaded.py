@@ -1,0 +1,31 @@
+"""The models of this process behind the async service interface (``interface.py``): each call runs in a worker
+thread, so that the event loop goes on serving every stream while a model computes. A cluster's services await
+their Ray Serve requests instead (``stream/cluster/services.py``), with no thread in between."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import torch
+
+from emostream.models.text_encoder import TextEncoder, TextEncoderSpec, TextEncoding
+
+
+class ThreadedExtractor:
+    """A feature extractor of ``models/features.py`` (stateless: safe to call from several threads at once)."""
+
+    def __init__(self, extractor: Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.extractor = extractor
+
+    async def extract(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return await asyncio.to_thread(self.extractor, waves)
+
+
+class ThreadedTextEncoder:
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self.spec: TextEncoderSpec = encoder.spec
+
+    async def encode(self, texts: list[str]) -> TextEncoding:
+        return await asyncio.to_thread(self.encoder.encode, texts)
