@@ -16,6 +16,9 @@ output) are pooled and probed beside the functionals, standardised per speaker.
 
     python -m emostream.training.probe_front_ends --config configs/multicorpus.yaml --blocks \
         --out docs/results/front_ends_blocks.json
+
+``--set KEY=VALUE`` probes a variant of the config's front end, e.g. Whisper ``base``'s blocks
+(``--set features.whisper=base``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from emostream.training.config import load_config
 from emostream.training.corpus_scores import corpus_scores, headline
 from emostream.training.data.registry import CORPORA
 from emostream.training.metrics import scores
-from emostream.training.options import add_data_options
+from emostream.training.options import add_data_options, add_override_option
 from emostream.training.paths import default_cache_dir, default_data_dir
 
 log = logging.getLogger(__name__)
@@ -131,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", action="store_true",
                    help="compare the encoder's blocks (with the functionals, per speaker) instead of the front ends")
     add_data_options(p)
+    add_override_option(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        cfg = load_config(a.config)
+        cfg = load_config(a.config, a.overrides)
     except ValueError as e:
         p.error(str(e))
     if cfg.features.kind != "whisper" or cfg.features.functionals != "egemaps":
