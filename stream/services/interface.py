@@ -30,7 +30,7 @@ class Classifier(Protocol):
 
 class FeatureExtractor(Protocol):
     async def extract(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveforms → ``(B, T, dim)`` feature frames and their ``(B, T)`` mask."""
+        """Waveforms → ``(B, T, dim)`` feature frames and their ``(B, T)`` mask, on the CPU."""
 
 
 class OnePass(Protocol):

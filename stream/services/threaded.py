@@ -19,7 +19,12 @@ class ThreadedExtractor:
         self.extractor = extractor
 
     async def extract(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return await asyncio.to_thread(self.extractor, waves)
+        return await asyncio.to_thread(self._on_cpu, waves)
+
+    def _on_cpu(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """On a GPU the copy waits for the extraction to finish: in this thread, not on the event loop."""
+        feats, mask = self.extractor(waves)
+        return feats.cpu(), mask.cpu()
 
 
 class ThreadedTextEncoder:

@@ -31,7 +31,7 @@ class AcousticFeatures(Stage[Utterance | EndCandidate, Acoustic | EndCandidate])
 
     async def _extract(self, extractor: FeatureExtractor, audio: np.ndarray) -> torch.Tensor:
         feats, mask = await extractor.extract([torch.from_numpy(audio)])
-        return feats[0, : int(mask[0].sum())].cpu()
+        return feats[0, : int(mask[0].sum())]
 
     def _frames(self, cut: Ending) -> Coroutine[Any, Any, torch.Tensor]:
         if isinstance(self.extractor, SharedEncodes):
