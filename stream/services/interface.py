@@ -55,4 +55,5 @@ class SharedEncoder(Protocol):
 class SentenceEncoder(Protocol):
     spec: TextEncoderSpec
 
-    async def encode(self, texts: list[str]) -> TextEncoding: ...
+    async def encode(self, texts: list[str]) -> TextEncoding:
+        """Each text's sentence vector and token states, on the CPU."""

@@ -33,4 +33,9 @@ class ThreadedTextEncoder:
         self.spec: TextEncoderSpec = encoder.spec
 
     async def encode(self, texts: list[str]) -> TextEncoding:
-        return await asyncio.to_thread(self.encoder.encode, texts)
+        return await asyncio.to_thread(self._on_cpu, texts)
+
+    def _on_cpu(self, texts: list[str]) -> TextEncoding:
+        """As the extractor's: the copy off a GPU waits in this thread, not on the event loop."""
+        enc = self.encoder.encode(texts)
+        return TextEncoding(enc.sentence.cpu(), enc.tokens.cpu(), enc.mask.cpu())

@@ -40,8 +40,8 @@ class TextEmbedding(Stage[Transcribed | Speculated, Embedded]):
 
     async def _encode(self, text: str) -> Encoded:
         enc = await self.encoder.encode([text])
-        tokens = enc.tokens[0, : int(enc.mask[0].sum())].cpu() if self.encoder.spec.level == "token" else None
-        return enc.sentence[0].cpu(), tokens
+        tokens = enc.tokens[0, : int(enc.mask[0].sum())] if self.encoder.spec.level == "token" else None
+        return enc.sentence[0], tokens
 
     async def flush(self) -> list[Embedded]:
         self.speculation.drop()
