@@ -54,12 +54,16 @@ CONDITIONS = ("clean", "first", "telephone", "text")
 
 @dataclass
 class Fold:
-    """One fold's trained model, the speaker prior its audio was normalised with, and its early-stopping figures."""
+    """One fold's trained model, the speaker prior its audio was normalised with, and its early-stopping figures
+    (a fused recipe's dev is the mean of ``dev_parts``: its voice alone is the part comparable with a branch-wise
+    recipe's audio dev)."""
 
     model: EmotionModel
     prior: SpeakerPrior | None
     dev: float
     epoch: int
+    epochs_run: int
+    dev_parts: dict[str, float]
 
 
 def train_fold(cfg: TrainConfig, heard: Splits | None, read: Splits | None, cache_dir: Path,
@@ -71,14 +75,15 @@ def train_fold(cfg: TrainConfig, heard: Splits | None, read: Splits | None, cach
     if cfg.fused:
         assert heard is not None and read is not None, "a fused recipe trains on audio and text corpora"
         fit = fit_pairs(cfg, model, heard, read, cache_dir, None, device)
-        return Fold(model, fit.prior, fit.run["best_dev"], fit.run["best_epoch"])
+        return Fold(model, fit.prior, fit.run["best_dev"], fit.run["best_epoch"], fit.run["epochs_run"],
+                    fit.run["dev_parts"])
     if heard is not None:
         prior, run = fit_audio(cfg, model, heard, cache_dir, None, device)
-        return Fold(model, prior, run.best_dev, run.best_epoch)
+        return Fold(model, prior, run.best_dev, run.best_epoch, run.epochs_run, {})
     assert read is not None
     sentences, tokens = text_features([u.text for s in read.values() for u in s], cfg.text_encoder, cache_dir)
     run = fit_text(cfg, model, read, sentences, tokens, None, device)
-    return Fold(model, None, run.best_dev, run.best_epoch)
+    return Fold(model, None, run.best_dev, run.best_epoch, run.epochs_run, {})
 
 
 def leave_audio_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text: dict[str, Splits],
@@ -93,7 +98,8 @@ def leave_audio_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text:
     model, prior = fold.model, fold.prior
     utts = [u for split in audio[held].values() for u in split]
     y = label_array(utts, LABELS)
-    out: dict[str, Any] = {"trained_on": sorted(rest), "dev": fold.dev, "epochs": fold.epoch}
+    out: dict[str, Any] = {"trained_on": sorted(rest), "dev": fold.dev, "dev_parts": fold.dev_parts,
+                           "epochs": fold.epoch, "epochs_run": fold.epochs_run}
     for channel in ("clean", "telephone"):
         raw = audio_frames([u.audio for u in utts if u.audio], cfg.features, cfg.vad, cache_dir, channel=channel,
                            precision=precision)
@@ -117,7 +123,8 @@ def leave_text_out(cfg: TrainConfig, held: str, audio: dict[str, Splits], text: 
     sentences, tokens = text_features([u.text for u in utts], cfg.text_encoder, cache_dir)
     inputs = dialogue_inputs(utts, sentences, fold.model.dims, tokens=tokens)
     result = corpus_scores(predict(fold.model, inputs), label_array(utts, LABELS), LABELS, CORPORA[held].classes)
-    return {"trained_on": sorted(rest), "dev": fold.dev, "epochs": fold.epoch, "text": result}
+    return {"trained_on": sorted(rest), "dev": fold.dev, "dev_parts": fold.dev_parts, "epochs": fold.epoch,
+            "epochs_run": fold.epochs_run, "text": result}
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
