@@ -150,7 +150,8 @@ def _wider(spec: FeatureSpec) -> list[tuple[FeatureSpec, Narrow]]:
     Whisper states are the first columns of the same states with functionals appended (``WithFunctionals``), and
     a larger frame cap gives the same states for a clip that has no more frames than ``spec``'s cap (the encoder
     then read the same audio, uncut, in the same window). So the seed architectures' tiny.en states come from the
-    entries of the default's front end (tiny.en, 1000 frames, eGeMAPS), which its training cached for every corpus.
+    entries of the ``fast`` bundle's front end (tiny.en's output, 1000 frames, eGeMAPS) where its training cached
+    them; the default's (encoder block 2) holds other states.
     """
     if spec.kind != "whisper" or spec.functionals:
         return []

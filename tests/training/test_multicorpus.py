@@ -10,7 +10,8 @@ import pytest
 import torch
 import yaml
 
-from emostream.models.bundle import load_bundle
+from emostream.models.bundle import DEFAULT_BUNDLE, load_bundle
+from emostream.training import seeds
 from emostream.training.config import ConfigError, load_config, parse_config
 from emostream.training.cross_corpus import run as cross_corpus
 from emostream.training.data.registry import CORPORA
@@ -130,14 +131,29 @@ def test_leave_one_corpus_out_runs_a_seed_recipe(more_data: Path, tmp_path: Path
     data = yaml.safe_load((REPO_ROOT / "configs" / "melcnn_bigru.yaml").read_text())
     data["fused_training"].update(epochs=1, text_only=100, max_minutes=0)
     cfg = parse_config(data | {"audio_corpora": ["ravdess", "emodb"], "text_corpora": ["meld"]})
-    results = cross_corpus(cfg, more_data, tmp_path / "cache", tmp_path / "loco", ("audio", "text"), every=12)
+    loco = tmp_path / "seeds" / "loco" / "melcnn_bigru"
+    results = cross_corpus(cfg, more_data, tmp_path / "cache", loco, ("audio", "text"), every=12)
     assert set(results) == {"ravdess", "emodb"}  # one text corpus: nothing to leave out
     emodb = results["emodb"]
-    assert emodb["trained_on"] == ["ravdess"] and 0 < emodb["dev"] <= 1
+    assert emodb["trained_on"] == ["ravdess"] and 0 < emodb["dev"] <= 1 and emodb["epochs_run"] == 1
+    assert emodb["dev"] == pytest.approx(sum(emodb["dev_parts"].values()) / len(emodb["dev_parts"]))
     whole = sum(len(subsample(v, 12)) for v in CORPORA["emodb"].splits(more_data).values())
     assert emodb["clean"]["n"] == emodb["telephone"]["n"] == emodb["first"]["n"] == whole
     assert emodb["clean"]["classes"] == list(CORPORA["emodb"].classes)
-    assert "| emodb | telephone | ravdess |" in (tmp_path / "loco" / "table.md").read_text()
+    assert "| emodb | telephone | ravdess |" in (loco / "table.md").read_text()
+
+    # The seeds' report reads the run beside the default's own leave-one-corpus-out results and bundle.
+    default_loco = REPO_ROOT / "docs" / "results" / "cross_corpus" / "cross_corpus.json"
+    text = seeds.report(tmp_path / "seeds", default_loco, DEFAULT_BUNDLE)
+    rows = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    assert set(rows) == {"default", "melcnn_bigru"} and (tmp_path / "seeds" / "seeds.png").is_file()
+    seed = rows["melcnn_bigru"]["loco"]["emodb"]
+    assert seed["ua"] == emodb["clean"]["unweighted_recall"] and seed["dev_audio"] == emodb["dev_parts"]["audio"]
+    default = json.loads(default_loco.read_text())["results"]["nemo"]
+    assert rows["default"]["loco"]["nemo"]["telephone"] == default["telephone"]["unweighted_recall"]
+    assert rows["default"]["tests"]["MELD wF1"] == load_bundle(DEFAULT_BUNDLE).meta.scores["meld_test_text"][
+        "weighted_f1"]
+    assert "nemo" not in rows["melcnn_bigru"]["loco"] and text.count("| melcnn_bigru |") == 2
 
 
 def test_branch_checkpoints_survive_a_rename_and_the_other_branch() -> None:
