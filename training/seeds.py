@@ -28,13 +28,15 @@ from typing import Any
 import torch
 
 from emostream.models.bundle import DEFAULT_BUNDLE
+from emostream.models.interface import architectures
 from emostream.training.config import load_config
 from emostream.training.options import add_data_options
 from emostream.training.paths import REPO_ROOT, default_cache_dir, default_data_dir
 
 log = logging.getLogger(__name__)
 
-SEEDS = ("pconv_blstm", "cbla_bilstm", "melcnn_bigru", "multab", "dialogue_bilstm_mha")
+# Every registered architecture but the default's (models/zoo.py): a new seed architecture is trained here too.
+SEEDS = tuple(a for a in sorted(architectures()) if a != "late_fusion_baseline")
 HELD = ("ravdess", "emodb", "nemo")
 # Test-split scores the table shows, as a bundle's ``scores`` names them (training/evaluate.py).
 TESTS = {"MELD wF1": ("meld_test_text", "weighted_f1"), "RAVDESS UA": ("ravdess_test_audio", "unweighted_recall"),
@@ -117,7 +119,7 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     """Markdown: leave-one-corpus-out figures, then the test splits, each row against the default (bold: above
     it)."""
     ref = rows["default"]
-    head = ["| model | " + " | ".join(f"{h}: dev / left out / phone / anger R / anger P" for h in HELD)
+    lines = ["| model | " + " | ".join(f"{h}: dev / left out / phone / anger R / anger P" for h in HELD)
             + " | epochs run per fold |", "|---|" + "---|" * (len(HELD) + 1)]
     for name, row in rows.items():
         cells = []
@@ -127,16 +129,16 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
                 [_mark(r["dev_audio"], d.get("dev_audio")), _mark(r["ua"], d.get("ua")),
                  _mark(r["telephone"], d.get("telephone")), _f(r["anger_recall"]), _f(r["anger_precision"])]))
         epochs = ", ".join(str(r.get("epochs_run") or "-") for r in row["loco"].values()) if name != "default" else "-"
-        head.append(f"| {name} | " + " | ".join(cells) + f" | {epochs} |")
-    head += ["", "| model | " + " | ".join(TESTS) + " | epochs run (budget) | above the default on |",
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {epochs} |")
+    lines += ["", "| model | " + " | ".join(TESTS) + " | epochs run (budget) | above the default on |",
              "|---|" + "---|" * (len(TESTS) + 2)]
     for name, row in rows.items():
         tests = [_mark(row["tests"].get(k), ref["tests"].get(k) if name != "default" else None) for k in TESTS]
         run = "-" if row.get("epochs_run") is None else \
             f"{row['epochs_run']}{' (budget)' if row.get('stopped_by_budget') else ''}"
         won = "-" if name == "default" else (", ".join(beats(row, ref)) or "nowhere")
-        head.append(f"| {name} | " + " | ".join(tests) + f" | {run} | {won} |")
-    return "\n".join(head) + "\n"
+        lines.append(f"| {name} | " + " | ".join(tests) + f" | {run} | {won} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: dict[str, dict[str, Any]], path: Path) -> None:

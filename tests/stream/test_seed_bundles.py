@@ -26,11 +26,11 @@ import torch
 from emostream.models.labels import LABELS
 from emostream.training.config import Splits, load_config
 from emostream.training.fused import run_fused_training
+from emostream.training.seeds import SEEDS
 from tests import REPO_ROOT
 from tests.stream.cli_run import of_type, run_cli
 from tests.training.conftest import write_meld, write_ravdess_clip
 
-ARCHS = ("pconv_blstm", "cbla_bilstm", "melcnn_bigru", "multab", "dialogue_bilstm_mha")
 READS_PAST = {"dialogue_bilstm_mha", "melcnn_bigru"}
 TURN3_S = (10.5, 15.0)  # the call's third turn (11.01-14.32 s), with the pauses around it
 WORDS = {"neutral": "The meeting is at noon in room four.", "joy": "This is wonderful, I am so happy!",
@@ -80,7 +80,7 @@ def train_bundle(arch: str, data: Path, out: Path, cache: Path) -> str:
     return cfg.bundle_id
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", SEEDS)
 def test_seed_bundle_serves_a_replayed_call(arch: str, corpora: Path, streams: dict[str, Path], tmp_path: Path,
                                            tmp_path_factory: pytest.TempPathFactory) -> None:
     torch.set_num_threads(1)

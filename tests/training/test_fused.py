@@ -29,6 +29,7 @@ from emostream.training.cli import eval_main, train_main
 from emostream.training.config import ConfigError, load_config, parse_config
 from emostream.training.fused import Group, fit_fused
 from emostream.training.pairs import match_labels, paired_inputs
+from emostream.training.seeds import SEEDS
 from emostream.training.temperature import (
     calibrate_branches,
     fit_temperature,
@@ -37,10 +38,6 @@ from emostream.training.temperature import (
     output_layer,
 )
 from tests import REPO_ROOT
-
-ARCHS = ("pconv_blstm", "cbla_bilstm", "melcnn_bigru", "multab", "dialogue_bilstm_mha")
-
-
 
 
 def test_match_labels_pairs_same_label_and_redraws() -> None:
@@ -65,7 +62,7 @@ def test_paired_inputs_keep_text_context_and_take_audio() -> None:
     assert batch.has_audio.all() and batch.has_text.all() and batch.context_mask.tolist() == [[False, True]]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", SEEDS)
 def test_fit_fused_trains_every_architecture(arch: str) -> None:
     torch.set_num_threads(1)
     cfg = load_config(REPO_ROOT / "configs" / f"{arch}.yaml")
@@ -101,7 +98,7 @@ def test_fit_fused_trains_every_architecture(arch: str) -> None:
 
 
 def test_every_seed_config_is_valid_and_fused() -> None:
-    for arch in ARCHS:
+    for arch in SEEDS:
         cfg = load_config(REPO_ROOT / "configs" / f"{arch}.yaml")
         assert cfg.fused and cfg.model.architecture == arch
         # sentence vectors, or token states for an architecture that reads tokens (models.zoo.default_inputs)
