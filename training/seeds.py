@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/seeds"), help="where runs and the report go")
     p.add_argument("--arch", action="append", choices=SEEDS, help="train only these (repeatable; default all)")
     p.add_argument("--configs", type=Path, default=REPO_ROOT / "configs", help="folder of <arch>.yaml")
-    p.add_argument("--device", default="cpu", help="cpu, or cuda where there is a GPU")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where training runs: auto (CUDA when torch sees a GPU), cpu, cuda")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="each training's wall-clock budget (0: none); default: the config's")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -199,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeds: error: the default's leave-one-corpus-out results are not at {a.default_loco}; pass "
               "--default-loco (docs/results/cross_corpus/cross_corpus.json of a checkout)", file=sys.stderr)
         return 1
+    from emostream.stream.errors import UserError
+    from emostream.stream.services.device import resolve_device
+
     try:
         if not a.report_only:
+            device = str(resolve_device(a.device, "--device"))
             for arch in a.arch or SEEDS:
                 train_seed(arch, a.configs, a.out, a.data or default_data_dir(), a.cache or default_cache_dir(),
-                           a.device, a.max_minutes)
+                           device, a.max_minutes)
         a.out.mkdir(parents=True, exist_ok=True)
         print(report(a.out, a.default_loco, a.default_bundle))
-    except (FileNotFoundError, ValueError) as e:  # a ConfigError, a missing corpus
+    except (FileNotFoundError, ValueError, UserError) as e:  # a ConfigError, a missing corpus, no such GPU
         print(f"seeds: error: {e}", file=sys.stderr)
         return 1
     return 0
