@@ -2,7 +2,8 @@
 
 Audio: mean and standard deviation of corpus-normalised frames (MFCC, Whisper states, ...; standardised per
 speaker before they arrive when the bundle has a speaker prior) → MLP; or (``audio_pool``) the same statistics
-weighted by a learned attention per frame, optionally after two small transformer layers.
+weighted by a learned attention per frame, optionally after two small transformer layers; with ``audio_members``
+> 1 a deep ensemble of such MLPs (models/blocks.py ``HeadEnsemble``), each trained from its own seed.
 Text: the utterance's sentence vector (the frozen encoder's, or with ``text_layers`` from the encoder's top layers
 tuned with this branch, models/text_top.py) with the pooled frozen embeddings of the H past utterances of the
 same and of other speakers, and of the last one → MLP.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emostream.models.blocks import AttentiveStatsPool, fuse_log_probs, masked_mean, masked_std, mlp
+from emostream.models.blocks import AttentiveStatsPool, HeadEnsemble, fuse_log_probs, masked_mean, masked_std, mlp
 from emostream.models.features import InputNorm
 from emostream.models.interface import EmotionBatch, EmotionModel, ModelDims, register
 from emostream.models.text_top import TunedTop
@@ -30,6 +31,8 @@ AUDIO_POOLS = {
     "attentive": "attention-weighted mean and standard deviation (attentive statistics pooling)",
     "transformer": "attention-weighted mean and standard deviation, after two small transformer layers",
 }
+# Hparams only the audio branch reads: the text branch's training does not depend on them (training/train.py).
+AUDIO_HPARAMS = ("audio_pool", "pool_width", "audio_members")
 
 
 @register
@@ -39,14 +42,17 @@ class LateFusionBaseline(EmotionModel):
     def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5,
                  text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2",
                  text_reference: list[float] | None = None, fusion: str = "fixed", audio_pool: str = "stats",
-                 pool_width: int = 128) -> None:
+                 pool_width: int = 128, audio_members: int = 1) -> None:
         super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
                          text_encoder=text_encoder, text_reference=text_reference, fusion=fusion,
-                         audio_pool=audio_pool, pool_width=pool_width)
+                         audio_pool=audio_pool, pool_width=pool_width, audio_members=audio_members)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
         if audio_pool not in AUDIO_POOLS:
             raise ValueError(f"audio_pool must be one of {', '.join(AUDIO_POOLS)}, not {audio_pool!r}")
+        if audio_members < 1 or (audio_members > 1 and audio_pool != "stats"):
+            raise ValueError(f"audio_members must be >= 1, and 1 with a learned audio_pool (one pooling is trained "
+                             f"with one head), not {audio_members!r} with {audio_pool!r}")
         self.audio_weight = audio_weight
         self.fusion = fusion
         # A buffer, so that it moves with the model to its device; not persistent: the bundle keeps it in hparams.
@@ -57,6 +63,12 @@ class LateFusionBaseline(EmotionModel):
         self.frame_pool = None if audio_pool == "stats" else FramePool(dims.audio_dim, audio_pool, pool_width, dropout)
         pooled = 2 * (pool_width if audio_pool == "transformer" else dims.audio_dim)
         self.audio_head = mlp([pooled, hidden, hidden, dims.num_classes], dropout)
+        if audio_members > 1:
+            # The other members are drawn aside from the global generator, so that the text head below starts from
+            # the same weights however many members there are; training draws each member afresh from its seed.
+            with torch.random.fork_rng(devices=[]):
+                rest = [mlp([pooled, hidden, hidden, dims.num_classes], dropout) for _ in range(audio_members - 1)]
+            self.audio_head = HeadEnsemble([self.audio_head, *rest])
         self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
         # text_layers > 0: the utterance's own sentence vector comes from the encoder's top layers, tuned with the
         # text branch, run on the token states the encoder hands over (models/text_top.py); context stays frozen.

@@ -192,6 +192,23 @@ class AttentiveStatsPool(nn.Module):
         return torch.cat([mean, var.clamp(min=1e-8).sqrt()], dim=-1)
 
 
+class HeadEnsemble(nn.Module):
+    """Heads of one shape, each trained on its own from its own seed (a deep ensemble); the output is the mean of
+    their log-probabilities, so the ensemble's logits divided by a temperature are exactly its members' output
+    layers divided by it (training/temperature.py folds it there). While ``active`` names a member, only that
+    member answers: training fits one member at a time."""
+
+    def __init__(self, heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(heads)
+        self.active: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.active is not None:
+            return self.members[self.active](x)
+        return torch.stack([m(x).log_softmax(-1) for m in self.members]).mean(0)
+
+
 class MaskedMultiheadAttention(nn.Module):
     """Multi-head scaled dot-product attention with a key mask, safe when a row has no valid key.
 

@@ -59,6 +59,16 @@ class Checkpoint:
                                   "delete it to start that training afresh, or drop --resume")
         return state
 
+    def member(self, i: int) -> Checkpoint:
+        """The checkpoint of member ``i`` of an ensemble trained one member at a time, ``<stem>_<i>.pt`` beside this
+        one (member 0: this one); like ``run_checkpoints``, a fresh run deletes an old one first."""
+        if i == 0:
+            return self
+        ckpt = dataclasses.replace(self, path=self.path.with_name(f"{self.path.stem}_{i}{self.path.suffix}"))
+        if not self.resume:
+            ckpt.path.unlink(missing_ok=True)
+        return ckpt
+
     def save(self, state: dict[str, Any]) -> None:
         """Writes a temporary file, then renames it: an interruption while writing keeps the previous checkpoint."""
         self.path.parent.mkdir(parents=True, exist_ok=True)

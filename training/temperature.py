@@ -64,7 +64,9 @@ def calibrate_branches(model: EmotionModel, audio_dev: list[UtteranceInput], y_a
     temps = {}
     for branch, inputs, y in (("audio", audio_dev, y_audio), ("text", text_dev, y_text)):
         t = fit_temperature(raw_logits(model, inputs, branch), torch.from_numpy(y))
-        fold_temperature(output_layer(getattr(model, f"{branch}_head"), model.dims.num_classes), t)
+        head = getattr(model, f"{branch}_head")
+        for part in getattr(head, "members", [head]):  # an ensemble's logits scale with every member's
+            fold_temperature(output_layer(part, model.dims.num_classes), t)
         temps[branch] = round(t, 4)
     return temps
 

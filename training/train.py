@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emostream.models.baseline import AUDIO_HPARAMS
 from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.features import FeatureSpec
@@ -53,6 +54,9 @@ class BranchResult:
     epochs_run: int
     seconds: float
     train_loss: float = float("nan")  # mean training loss of the last epoch
+    # An ensemble's members' own runs (models/blocks.py HeadEnsemble); then best_dev is the ensemble's dev score,
+    # best_epoch the latest of the members' best epochs, epochs_run and seconds their sums.
+    members: list[dict[str, float]] = field(default_factory=list)
 
 
 def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceInput], y: np.ndarray,
@@ -60,7 +64,7 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
                augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None,
                ckpt: Checkpoint | None = None, device: torch.device | str = "cpu",
                views: Sequence[tuple[float, Sequence[UtteranceInput]]] = (),
-               corpus_of: Sequence[str] | None = None) -> BranchResult:
+               corpus_of: Sequence[str] | None = None, member: int | None = None) -> BranchResult:
     """Trains ``model.<branch>_head`` (with, for audio, its learned frame pooling if it has one, and for text its
     tuned encoder layers if it has them, at ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch
     on dev.
@@ -71,11 +75,15 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     ``corpus_of[j]`` names the corpus of ``inputs[j]``, for ``cfg.per_corpus`` and ``cfg.per_corpus_of``
     (examples per corpus per epoch).
     ``ckpt``: checkpoint after every epoch, and resume from it (training/loop.py). The model trains on ``device``
-    and comes back on the CPU.
+    and comes back on the CPU. ``member``: for an ensemble head, the one member trained (the others answer nothing
+    meanwhile and keep their weights).
     """
     torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
     device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
+    if member is not None:
+        head.active = member
+        head = head.members[member]
     groups = [{"params": head.parameters(), "lr": cfg.lr}]
     parts = [head]
     tuned = getattr(model, "text_top", None) if branch == "text" else None
@@ -123,6 +131,8 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
         if loop.end_epoch(dev, total / len(perm)):
             break
     loop.finish()
+    if member is not None:
+        getattr(model, f"{branch}_head").active = None
     return BranchResult(best_epoch=loop.best_epoch, best_dev=loop.best, epochs_run=loop.epoch, seconds=loop.seconds(),
                         train_loss=loop.loss)
 
@@ -175,10 +185,33 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
 
-    result = fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, cfg.seed,
-                        augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
-                        ckpt=ckpt, device=device, views=views, corpus_of=[u.corpus for u in train])
-    return prior, result
+    # An ensemble head (hparam audio_members) trains member i from seed + i, each on its own with early stopping:
+    # member 0 is the single head's run, and the others start from the weights a model seeded with theirs would.
+    members = getattr(model.audio_head, "members", None)
+    runs = []
+    for i in range(len(members) if members is not None else 1):
+        if i:
+            redraw(members[i], cfg.seed + i)
+        runs.append(fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, cfg.seed + i,
+                               augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
+                               ckpt=ckpt.member(i) if ckpt else None, device=device, views=views,
+                               corpus_of=[u.corpus for u in train], member=None if members is None else i))
+    if members is None:
+        return prior, runs[0]
+    return prior, BranchResult(best_epoch=max(r.best_epoch for r in runs), best_dev=dev(),
+                               epochs_run=sum(r.epochs_run for r in runs), seconds=sum(r.seconds for r in runs),
+                               train_loss=float(np.mean([r.train_loss for r in runs])),
+                               members=[asdict(r) for r in runs])
+
+
+def redraw(module: torch.nn.Module, seed: int) -> None:
+    """``module``'s layers initialised afresh, as a model built after ``torch.manual_seed(seed)`` draws them (in
+    their order), without moving the global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in module.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
 
 
 def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utterance]],
@@ -200,8 +233,9 @@ def branch_fingerprints(cfg: TrainConfig, every: int) -> dict[str, str]:
     checkpoint holds its own weights; the text never hears the acoustic front end or the VAD), nor on the bundle's
     name: a run that changes only one branch's settings, or renames the bundle, resumes the other, finished branch."""
     audio_only = replace(cfg, text_training=None, text_corpora=[], bundle_id="")
+    text_model = replace(cfg.model, hparams={k: v for k, v in cfg.model.hparams.items() if k not in AUDIO_HPARAMS})
     text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0, bundle_id="",
-                        features=FeatureSpec(), vad=VadConfig())
+                        features=FeatureSpec(), vad=VadConfig(), model=text_model)
     return {"audio": fingerprint(audio_only, every), "text": fingerprint(text_only, every)}
 
 

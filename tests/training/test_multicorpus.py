@@ -89,10 +89,17 @@ def test_epoch_draws_per_corpus_limits() -> None:
 
 def test_multicorpus_bundle_cards_and_scores(more_data: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    cfg = parse_config(_config())
+    data = _config()
+    data["model"]["hparams"]["audio_members"] = 2  # the audio branch a deep ensemble of two
+    cfg = parse_config(data)
     out = tmp_path / "bundle"
     run_training(cfg, more_data, out, tmp_path / "cache", tmp_path / "reports", every=12)
     manifest = json.loads((out / "bundle.json").read_text())
+    run = manifest["data_card"]["training"]["audio_run"]
+    assert len(run["members"]) == 2 and run["epochs_run"] == sum(m["epochs_run"] for m in run["members"])
+    assert (tmp_path / "reports" / "checkpoints" / "audio_1.pt").is_file()
+    first, second = load_bundle(out).model.audio_head.members
+    assert not torch.equal(first[0].weight, second[0].weight)
     scores = manifest["scores"]
     assert {"emodb_test_audio", "emodb_test_audio_telephone", "goemotions_test_text",
             "ravdess_test_audio_telephone"} <= set(scores)
@@ -101,6 +108,7 @@ def test_multicorpus_bundle_cards_and_scores(more_data: Path, tmp_path: Path) ->
     assert "goemotions: CC BY 4.0" in manifest["data_card"]["licence"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "Further corpora" in card and "Burkhardt" in card and "emodb_test_audio_telephone" in card
+    assert "a deep ensemble of 2 MLPs" in card and f"dev UA of the ensemble {run['best_dev']:.3f}" in card
     emodb = json.loads((tmp_path / "reports" / "emodb_test_audio.json").read_text())
     assert emodb["classes"] == list(CORPORA["emodb"].classes) and 0 <= emodb["ece"] <= 1
     assert emodb["per_class"]["surprise"]["support"] == 0 and emodb["per_class"]["surprise"]["precision"] == 0
@@ -164,10 +172,14 @@ def test_branch_checkpoints_survive_a_rename_and_the_other_branch() -> None:
     text_changed["text_training"]["epochs"] = 7
     audio_changed = _config()
     audio_changed["audio_training"]["telephone"] = 0.25
+    ensemble = _config()
+    ensemble["model"]["hparams"]["audio_members"] = 5
     prints = {name: branch_fingerprints(cfg, every=1) for name, cfg in (
         ("base", base), ("renamed", renamed), ("text", parse_config(text_changed)),
-        ("audio", parse_config(audio_changed)))}
+        ("audio", parse_config(audio_changed)), ("ensemble", parse_config(ensemble)))}
     assert prints["renamed"] == prints["base"]
     assert prints["text"]["audio"] == prints["base"]["audio"] != prints["audio"]["audio"]
     assert prints["audio"]["text"] == prints["base"]["text"] != prints["text"]["text"]
+    assert prints["ensemble"]["text"] == prints["base"]["text"] and prints["ensemble"]["audio"] != prints["base"][
+        "audio"]
     assert branch_fingerprints(base, every=10) != prints["base"]
