@@ -177,25 +177,27 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
 
     inputs = {k: inputs_of(heard[k], v) for k, v in frames.items()}
     del frames
-    # The other renderings of each training clip (training/renderings.py), summarised as they come.
-    views = [(p, inputs_of(train, rendered, store=True))
-             for p, rendered in renderings(cfg, at, train, raw["train"], prior, cache_dir)]
-    del raw
 
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
 
-    # An ensemble head (hparam audio_members) trains member i from seed + i, each on its own with early stopping:
-    # member 0 is the single head's run, and the others start from the weights a model seeded with theirs would.
+    # An ensemble head (hparam audio_members): member i is what the recipe trains with seed + i (its own initial
+    # weights, renderings, batch order and early stopping), so member 0 is the single head's run.
     members = getattr(model.audio_head, "members", None)
     runs = []
     for i in range(len(members) if members is not None else 1):
+        seeded = replace(cfg, seed=cfg.seed + i)
         if i:
-            redraw(members[i], cfg.seed + i)
-        runs.append(fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, cfg.seed + i,
+            redraw(members[i], seeded.seed)
+        # The other renderings of each training clip (training/renderings.py), summarised as they come.
+        views = [(p, inputs_of(train, rendered, store=True))
+                 for p, rendered in renderings(seeded, at, train, raw["train"], prior, cache_dir)]
+        runs.append(fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, seeded.seed,
                                augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
                                ckpt=ckpt.member(i) if ckpt else None, device=device, views=views,
                                corpus_of=[u.corpus for u in train], member=None if members is None else i))
+        del views
+    del raw
     if members is None:
         return prior, runs[0]
     return prior, BranchResult(best_epoch=max(r.best_epoch for r in runs), best_dev=dev(),
