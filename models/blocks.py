@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -195,13 +197,22 @@ class AttentiveStatsPool(nn.Module):
 class HeadEnsemble(nn.Module):
     """Heads of one shape, each trained on its own from its own seed (a deep ensemble); the output is the mean of
     their log-probabilities, so the ensemble's logits divided by a temperature are exactly its members' output
-    layers divided by it (training/temperature.py folds it there). While ``active`` names a member, only that
-    member answers: training fits one member at a time."""
+    layers divided by it (training/temperature.py folds it there). Within ``only(i)`` member i alone answers:
+    training fits one member at a time."""
 
     def __init__(self, heads: list[nn.Module]) -> None:
         super().__init__()
         self.members = nn.ModuleList(heads)
         self.active: int | None = None
+
+    @contextlib.contextmanager
+    def only(self, i: int) -> Iterator[nn.Module]:
+        """Member ``i`` answers for the ensemble until the block ends."""
+        self.active = i
+        try:
+            yield self.members[i]
+        finally:
+            self.active = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.active is not None:

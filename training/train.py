@@ -9,6 +9,7 @@ branches are fixed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -64,7 +65,7 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
                augment: Callable[[EmotionBatch, torch.Generator], EmotionBatch] | None = None,
                ckpt: Checkpoint | None = None, device: torch.device | str = "cpu",
                views: Sequence[tuple[float, Sequence[UtteranceInput]]] = (),
-               corpus_of: Sequence[str] | None = None, member: int | None = None) -> BranchResult:
+               corpus_of: Sequence[str] | None = None) -> BranchResult:
     """Trains ``model.<branch>_head`` (with, for audio, its learned frame pooling if it has one, and for text its
     tuned encoder layers if it has them, at ``cfg.encoder_lr``) with AdamW on cross-entropy; keeps the best epoch
     on dev.
@@ -75,15 +76,14 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     ``corpus_of[j]`` names the corpus of ``inputs[j]``, for ``cfg.per_corpus`` and ``cfg.per_corpus_of``
     (examples per corpus per epoch).
     ``ckpt``: checkpoint after every epoch, and resume from it (training/loop.py). The model trains on ``device``
-    and comes back on the CPU. ``member``: for an ensemble head, the one member trained (the others answer nothing
-    meanwhile and keep their weights).
+    and comes back on the CPU. An ensemble head within its ``only(i)`` trains member i alone (the others keep their
+    weights).
     """
     torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
     device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
-    if member is not None:
-        head.active = member
-        head = head.members[member]
+    if getattr(head, "active", None) is not None:
+        head = head.members[head.active]
     groups = [{"params": head.parameters(), "lr": cfg.lr}]
     parts = [head]
     tuned = getattr(model, "text_top", None) if branch == "text" else None
@@ -131,8 +131,6 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
         if loop.end_epoch(dev, total / len(perm)):
             break
     loop.finish()
-    if member is not None:
-        getattr(model, f"{branch}_head").active = None
     return BranchResult(best_epoch=loop.best_epoch, best_dev=loop.best, epochs_run=loop.epoch, seconds=loop.seconds(),
                         train_loss=loop.loss)
 
@@ -192,10 +190,11 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
         # The other renderings of each training clip (training/renderings.py), summarised as they come.
         views = [(p, inputs_of(train, rendered, store=True))
                  for p, rendered in renderings(seeded, at, train, raw["train"], prior, cache_dir)]
-        runs.append(fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, seeded.seed,
-                               augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
-                               ckpt=ckpt.member(i) if ckpt else None, device=device, views=views,
-                               corpus_of=[u.corpus for u in train], member=None if members is None else i))
+        with model.audio_head.only(i) if members is not None else contextlib.nullcontext():
+            runs.append(fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, seeded.seed,
+                                   augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
+                                   ckpt=ckpt.member(i) if ckpt else None, device=device, views=views,
+                                   corpus_of=[u.corpus for u in train]))
         del views
     del raw
     if members is None:

@@ -33,12 +33,13 @@ def test_ensemble_answers_the_mean_of_its_members_log_probabilities() -> None:
         frames = model.norm(batch.audio, batch.audio_mask)
         pooled = torch.cat([masked_mean(frames, batch.audio_mask), masked_std(frames, batch.audio_mask)], -1)
         each = [m(pooled) for m in head.members]
-        head.active = 1
-        second, _ = model.branch_logits(batch)
-        head.active = None
+        with head.only(1):
+            second, _ = model.branch_logits(batch)
+        after, _ = model.branch_logits(batch)
     members = torch.stack([e.log_softmax(-1) for e in each])
     torch.testing.assert_close(audio, members.mean(0))
     torch.testing.assert_close(second, each[1])
+    torch.testing.assert_close(after, audio)  # the whole ensemble answers again after the block
     assert not torch.allclose(each[0], each[1])  # the members start apart
     with pytest.raises(ValueError, match="audio_members must be >= 1, and 1 with a learned audio_pool"):
         LateFusionBaseline(DIMS, audio_members=2, audio_pool="attentive")

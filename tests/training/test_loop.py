@@ -167,6 +167,13 @@ def test_fresh_run_removes_old_checkpoints(tmp_path: Path) -> None:
     assert (tmp_path / "audio.pt").is_file() and run_checkpoints(tmp_path, ["audio"], "h", resume=True)
     ckpts = run_checkpoints(tmp_path, ["audio", "text"], "h", resume=False)
     assert not (tmp_path / "audio.pt").exists() and ckpts["text"].path == tmp_path / "text.pt"
+    # An ensemble's members checkpoint beside the branch's own file; a fresh run deletes theirs too.
+    (tmp_path / "audio_2.pt").write_bytes(b"old")
+    assert ckpts["audio"].member(0) is ckpts["audio"]
+    assert ckpts["audio"].member(2).path == tmp_path / "audio_2.pt" and not (tmp_path / "audio_2.pt").exists()
+    (tmp_path / "audio_2.pt").write_bytes(b"kept")
+    resumed = Checkpoint(tmp_path / "audio.pt", "h", resume=True).member(2)
+    assert resumed.resume and (tmp_path / "audio_2.pt").read_bytes() == b"kept"
 
 
 def test_emo_train_resume_and_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
