@@ -205,6 +205,11 @@ class HeadEnsemble(nn.Module):
         self.members = nn.ModuleList(heads)
         self.active: int | None = None
 
+    @property
+    def answering(self) -> nn.Module:
+        """What answers now: the member of ``only(i)`` within its block, else the whole ensemble."""
+        return self if self.active is None else self.members[self.active]
+
     @contextlib.contextmanager
     def only(self, i: int) -> Iterator[nn.Module]:
         """Member ``i`` answers for the ensemble until the block ends."""
@@ -216,7 +221,7 @@ class HeadEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.active is not None:
-            return self.members[self.active](x)
+            return self.answering(x)
         return torch.stack([m(x).log_softmax(-1) for m in self.members]).mean(0)
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class BranchResult:
     train_loss: float = float("nan")  # mean training loss of the last epoch
     # An ensemble's members' own runs (models/blocks.py HeadEnsemble); then best_dev is the ensemble's dev score,
     # best_epoch the latest of the members' best epochs, epochs_run and seconds their sums.
-    members: list[dict[str, float]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
 
 
 def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceInput], y: np.ndarray,
@@ -82,8 +82,7 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     torch.manual_seed(seed)  # dropout draws of a branch do not depend on how long the other branch trained
     device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
-    if getattr(head, "active", None) is not None:
-        head = head.members[head.active]
+    head = getattr(head, "answering", head)  # an ensemble within only(i): that member alone
     groups = [{"params": head.parameters(), "lr": cfg.lr}]
     parts = [head]
     tuned = getattr(model, "text_top", None) if branch == "text" else None

@@ -33,8 +33,10 @@ def test_ensemble_answers_the_mean_of_its_members_log_probabilities() -> None:
         frames = model.norm(batch.audio, batch.audio_mask)
         pooled = torch.cat([masked_mean(frames, batch.audio_mask), masked_std(frames, batch.audio_mask)], -1)
         each = [m(pooled) for m in head.members]
-        with head.only(1):
+        with head.only(1) as member:
             second, _ = model.branch_logits(batch)
+            assert head.answering is member is head.members[1]  # what fit_branch trains
+        assert head.answering is head
         after, _ = model.branch_logits(batch)
     members = torch.stack([e.log_softmax(-1) for e in each])
     torch.testing.assert_close(audio, members.mean(0))
