@@ -6,12 +6,15 @@ weighted by a learned attention per frame, optionally after two small transforme
 > 1 a deep ensemble of such MLPs (models/blocks.py ``HeadEnsemble``), each trained from its own seed.
 Text: the utterance's sentence vector (the frozen encoder's, or with ``text_layers`` from the encoder's top layers
 tuned with this branch, models/text_top.py) with the pooled frozen embeddings of the H past utterances of the
-same and of other speakers, and of the last one → MLP.
+same and of other speakers, and of the last one → MLP; with ``text_members`` > 1 a deep ensemble of such branches,
+each with its own tuned layers and MLP, each trained from its own seed.
 Each branch is trained on its own corpus (RAVDESS, MELD); the bundle fuses their log-probabilities, the text's
 relative to ``text_reference`` when calibration fitted one (what the text branch says of emotionless words).
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -33,6 +36,8 @@ AUDIO_POOLS = {
 }
 # Hparams only the audio branch reads: the text branch's training does not depend on them (training/train.py).
 AUDIO_HPARAMS = ("audio_pool", "pool_width", "audio_members")
+# Hparams only the text branch reads: the audio branch's training does not depend on them.
+TEXT_HPARAMS = ("text_members",)
 
 
 @register
@@ -42,10 +47,11 @@ class LateFusionBaseline(EmotionModel):
     def __init__(self, dims: ModelDims, hidden: int = 256, dropout: float = 0.3, audio_weight: float = 0.5,
                  text_layers: int = 0, text_encoder: str = "all-MiniLM-L6-v2",
                  text_reference: list[float] | None = None, fusion: str = "fixed", audio_pool: str = "stats",
-                 pool_width: int = 128, audio_members: int = 1) -> None:
+                 pool_width: int = 128, audio_members: int = 1, text_members: int = 1) -> None:
         super().__init__(dims, hidden=hidden, dropout=dropout, audio_weight=audio_weight, text_layers=text_layers,
                          text_encoder=text_encoder, text_reference=text_reference, fusion=fusion,
-                         audio_pool=audio_pool, pool_width=pool_width, audio_members=audio_members)
+                         audio_pool=audio_pool, pool_width=pool_width, audio_members=audio_members,
+                         text_members=text_members)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
         if audio_pool not in AUDIO_POOLS:
@@ -53,6 +59,8 @@ class LateFusionBaseline(EmotionModel):
         if audio_members < 1 or (audio_members > 1 and audio_pool != "stats"):
             raise ValueError(f"audio_members must be >= 1, and 1 with a learned audio_pool (one pooling is trained "
                              f"with one head), not {audio_members!r} with {audio_pool!r}")
+        if text_members < 1:
+            raise ValueError(f"text_members must be >= 1, not {text_members!r}")
         self.audio_weight = audio_weight
         self.fusion = fusion
         # A buffer, so that it moves with the model to its device; not persistent: the bundle keeps it in hparams.
@@ -69,10 +77,19 @@ class LateFusionBaseline(EmotionModel):
             with torch.random.fork_rng(devices=[]):
                 rest = [mlp([pooled, hidden, hidden, dims.num_classes], dropout) for _ in range(audio_members - 1)]
             self.audio_head = HeadEnsemble([self.audio_head, *rest])
-        self.text_head = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
-        # text_layers > 0: the utterance's own sentence vector comes from the encoder's top layers, tuned with the
-        # text branch, run on the token states the encoder hands over (models/text_top.py); context stays frozen.
-        self.text_top = TunedTop(text_encoder, text_layers) if text_layers else None
+        self.text_head: nn.Module = TextBranch(dims, hidden, dropout, text_encoder, text_layers)
+        if text_members > 1:  # as for the audio members: the first member starts as the single branch would
+            with torch.random.fork_rng(devices=[]):
+                rest = [TextBranch(dims, hidden, dropout, text_encoder, text_layers) for _ in range(text_members - 1)]
+            self.text_head = HeadEnsemble([self.text_head, *rest])
+
+    def upgrade_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights saved before the text branch was one module (bundles up to v9: ``text_head.<i>`` its MLP,
+        ``text_top`` its tuned layers) renamed to today's layout."""
+        if not any(k.startswith("text_top.") or re.match(r"text_head\.\d", k) for k in state):
+            return state
+        return {re.sub(r"^text_top\.", "text_head.top.", re.sub(r"^text_head\.(\d)", r"text_head.mlp.\1", k)): v
+                for k, v in state.items()}
 
     @staticmethod
     def summarise(frames: torch.Tensor) -> torch.Tensor:
@@ -93,13 +110,9 @@ class LateFusionBaseline(EmotionModel):
         last = torch.zeros_like(batch.sentence)
         if ctx.shape[1]:
             last = ctx[:, -1] * valid[:, -1:].to(ctx.dtype)
-        current = batch.sentence
-        if self.text_top is not None and bool(batch.has_text.any()):  # audio-only batches skip it (and its dropout)
-            current = self.text_top(batch.text, batch.text_mask)
-        text = self.text_head(
-            torch.cat([current, masked_mean(ctx, valid & same), masked_mean(ctx, valid & ~same), last], dim=-1)
-        )
-        return audio, text
+        context = torch.cat([masked_mean(ctx, valid & same), masked_mean(ctx, valid & ~same), last], dim=-1)
+        tokens = (batch.text, batch.text_mask) if bool(batch.has_text.any()) else None  # audio-only: no tuned pass
+        return audio, self.text_head(batch.sentence, tokens, context)
 
     def forward(self, batch: EmotionBatch) -> torch.Tensor:
         audio, text = self.branch_logits(batch)
@@ -117,6 +130,24 @@ class LateFusionBaseline(EmotionModel):
                       self.text_reference, self.fusion) for keep_audio in (True, False)]
         audio_alone, text_alone = (torch.where(both, one, fused) for one in alone)
         return fused, audio_alone, text_alone
+
+
+class TextBranch(nn.Module):
+    """One text branch: the utterance's sentence vector (from ``top``, the encoder's tuned top layers, when the
+    model has them and the batch has tokens; else the frozen one) beside the pooled context → MLP → logits."""
+
+    def __init__(self, dims: ModelDims, hidden: int, dropout: float, encoder: str, layers: int) -> None:
+        super().__init__()
+        self.mlp = mlp([4 * dims.text_dim, hidden, dims.num_classes], dropout)
+        # layers > 0: the sentence vector comes from the encoder's top layers, tuned with the branch, run on the
+        # token states the encoder hands over (models/text_top.py); the context stays frozen.
+        self.top = TunedTop(encoder, layers) if layers else None
+
+    def forward(self, sentence: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor] | None,
+                context: torch.Tensor) -> torch.Tensor:
+        if self.top is not None and tokens is not None:
+            sentence = self.top(*tokens)
+        return self.mlp(torch.cat([sentence, context], dim=-1))
 
 
 class FramePool(nn.Module):

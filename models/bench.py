@@ -1,7 +1,7 @@
 """Parameter count and CPU inference time of every registered architecture, as a markdown table.
 
     python -m emostream.models.bench [--seconds 3] [--tokens 16] [--context 8] [--repeats 20] \
-        [--variant late_fusion_baseline:audio_pool=attentive ...]
+        [--variant late_fusion_baseline:audio_pool=attentive ...] [--bundle models/bundles/default ...]
 
 Each architecture is built with its default hyper-parameters and its own default inputs (feature spec and
 text level, :func:`emostream.models.zoo.default_inputs`). Inputs are synthetic but shaped like a real
@@ -9,7 +9,8 @@ utterance of ``--seconds`` seconds with ``--tokens`` tokens and a full context o
 Time is per utterance: the median over ``--repeats`` calls of one batch, divided by the batch size, on one
 CPU thread in inference mode; the last column is what a stream's event costs (its fused, audio and text scores,
 ``modality_logits``). Each ``--variant ARCH:KEY=VALUE[,KEY=VALUE]`` adds a row for the architecture with those
-hyper-parameters (values read as YAML).
+hyper-parameters (values read as YAML); each ``--bundle PATH`` a row for that bundle's model on its own inputs
+(its frames, and its text encoder's tokens when it tunes encoder layers), as a stream serves it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import yaml
 
+from emostream.models.bundle import BundleError, load_bundle
 from emostream.models.collate import PastUtterance, UtteranceInput, collate
+from emostream.models.features import FeatureSpec
 from emostream.models.interface import EmotionModel, ModelDims, architectures, build_model
 from emostream.models.labels import LABELS
+from emostream.models.text_encoder import TextEncoderSpec
 from emostream.models.zoo import default_inputs
 
 
@@ -65,7 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch size (batch 16: a quarter)")
     parser.add_argument("--variant", action="append", default=[], metavar="ARCH:KEY=VALUE[,KEY=VALUE]",
                         help="also time ARCH with these hyper-parameters (repeatable)")
+    parser.add_argument("--bundle", action="append", default=[], type=Path, metavar="PATH",
+                        help="also time this bundle's model on its own inputs (repeatable)")
     args = parser.parse_args(argv)
+    try:  # before any timing: a bad path fails at once
+        bundles = [load_bundle(path, device="cpu") for path in args.bundle]
+    except BundleError as e:
+        raise SystemExit(str(e)) from None
     torch.set_num_threads(1)
     torch.manual_seed(0)
     print(f"Per-utterance CPU inference, 1 thread, {args.seconds:g} s utterance, {args.tokens} tokens, "
@@ -82,22 +93,31 @@ def main(argv: list[str] | None = None) -> None:
             model = build_model(name, dims, hparams).eval()
         except (TypeError, ValueError) as e:  # a variant's unknown or bad hyper-parameter
             raise SystemExit(f"--variant {name}: cannot build it with {hparams}: {e}") from None
-        frames = min(round(args.seconds * 1000 / spec.hop_ms) + 1, spec.max_frames)
-        tokens = args.tokens if text_spec.level == "token" else 1
-        context = tuple(PastUtterance(torch.randn(dims.text_dim), torch.rand(2 * dims.audio_dim), str(i % 2))
-                        for i in range(args.context))
-        item = UtteranceInput(audio=torch.randn(frames, dims.audio_dim), sentence=torch.randn(dims.text_dim),
-                              tokens=torch.randn(tokens, dims.text_dim), speaker="0", context=context)
-        params = sum(p.numel() for p in model.parameters())
-        one = time_per_utterance(model, [item], dims, args.repeats)
-        sixteen = time_per_utterance(model, [item] * 16, dims, max(3, args.repeats // 4))
-        event = time_per_utterance(model, [item], dims, args.repeats, event=True)
-        audio = f"{spec.kind} {spec.dim}-d, {frames} frames"
-        text = f"{text_spec.level} ({tokens})" if text_spec.level == "token" else "sentence + context"
         label = name + "".join(f", {k}={v}" for k, v in hparams.items())
-        print(f"| `{label}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} "
-              f"| {event * 1e3:.2f} |", flush=True)
+        print(row(label, model, spec, text_spec, args), flush=True)
+    for bundle in bundles:
+        meta = bundle.meta
+        print(row(f"bundle {meta.id}", bundle.model, meta.features, meta.text_encoder, args), flush=True)
 
+
+def row(label: str, model: EmotionModel, spec: FeatureSpec, text_spec: TextEncoderSpec,
+        args: argparse.Namespace) -> str:
+    """The table's row for ``model`` on synthetic inputs shaped by ``spec`` and ``text_spec``."""
+    dims = model.dims
+    frames = min(round(args.seconds * 1000 / spec.hop_ms) + 1, spec.max_frames)
+    tokens = args.tokens if text_spec.level == "token" else 1
+    context = tuple(PastUtterance(torch.randn(dims.text_dim), torch.rand(2 * dims.audio_dim), str(i % 2))
+                    for i in range(dims.context_size))
+    item = UtteranceInput(audio=torch.randn(frames, dims.audio_dim), sentence=torch.randn(dims.text_dim),
+                          tokens=torch.randn(tokens, dims.text_dim), speaker="0", context=context)
+    params = sum(p.numel() for p in model.parameters())
+    one = time_per_utterance(model, [item], dims, args.repeats)
+    sixteen = time_per_utterance(model, [item] * 16, dims, max(3, args.repeats // 4))
+    event = time_per_utterance(model, [item], dims, args.repeats, event=True)
+    audio = f"{spec.kind} {spec.dim}-d, {frames} frames"
+    text = f"{text_spec.level} ({tokens})" if text_spec.level == "token" else "sentence + context"
+    return (f"| `{label}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} "
+            f"| {event * 1e3:.2f} |")
 
 if __name__ == "__main__":
     main()

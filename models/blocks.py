@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -219,10 +220,10 @@ class HeadEnsemble(nn.Module):
         finally:
             self.active = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: Any) -> torch.Tensor:
         if self.active is not None:
-            return self.answering(x)
-        return torch.stack([m(x).log_softmax(-1) for m in self.members]).mean(0)
+            return self.answering(*inputs)
+        return torch.stack([m(*inputs).log_softmax(-1) for m in self.members]).mean(0)
 
 
 class MaskedMultiheadAttention(nn.Module):

@@ -170,7 +170,7 @@ def load_bundle(path: Path | str = DEFAULT_BUNDLE, device: torch.device | str = 
     except MissingModel as e:  # a model that holds encoder layers needs that encoder's package to build them
         raise BundleError(f"model bundle {path}: {e}") from None
     try:
-        state = load_file(str(path / WEIGHTS))
+        state = model.upgrade_state(load_file(str(path / WEIGHTS)))
     except (SafetensorError, OSError) as e:
         raise _fail(path, f"{WEIGHTS} cannot be read ({e})", "copy the bundle again") from None
     expected = model.state_dict()

@@ -73,6 +73,11 @@ class EmotionModel(nn.Module):
     def forward(self, batch: EmotionBatch) -> torch.Tensor:  # (B, num_classes) logits
         raise NotImplementedError
 
+    def upgrade_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights saved by an earlier layout of this architecture, renamed to today's (a bundle loads them through
+        this); unchanged by default."""
+        return state
+
     def modality_logits(self, batch: EmotionBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Logits fused, of the audio alone and of the text alone, per row; a row without both modalities gets the
         fused logits three times (they are then its one modality's). Here the model runs again on the rows that

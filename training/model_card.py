@@ -116,19 +116,20 @@ def further_corpora_section(dc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def audio_classifier(meta: BundleMeta) -> str:
-    """The audio branch's classifier, as the card names it."""
-    members = meta.hparams.get("audio_members", 1)
-    return (f"a deep ensemble of {members} MLPs (each trained from its own seed, their log-probabilities averaged)"
+def classifier(meta: BundleMeta, branch: str) -> str:
+    """A branch's classifier (``branch`` "audio" or "text"), as the card names it."""
+    members = meta.hparams.get(f"{branch}_members", 1)
+    what = "MLPs" if branch == "audio" else "such branches (each its own tuned encoder layers and MLP)"
+    return (f"a deep ensemble of {members} {what}, each trained from its own seed, their log-probabilities averaged"
             if members > 1 else "MLP")
 
 
-def audio_run(run: dict[str, Any]) -> str:
-    """The audio branch's early stopping, per member for an ensemble."""
+def branch_run(run: dict[str, Any], metric: str) -> str:
+    """A branch's early stopping on ``metric``, per member for an ensemble."""
     if not run.get("members"):
-        return f"best dev UA {run['best_dev']:.3f} at epoch {run['best_epoch']} of {run['epochs_run']}"
+        return f"best dev {metric} {run['best_dev']:.3f} at epoch {run['best_epoch']} of {run['epochs_run']}"
     each = "; ".join(f"{m['best_dev']:.3f} at epoch {m['best_epoch']} of {m['epochs_run']}" for m in run["members"])
-    return f"dev UA of the ensemble {run['best_dev']:.3f}; each member's best ({each}), seed + member"
+    return f"dev {metric} of the ensemble {run['best_dev']:.3f}; each member's best ({each}), seed + member"
 
 
 def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
@@ -146,9 +147,10 @@ def model_card(meta: BundleMeta, results: dict[str, dict[str, Any]]) -> str:
 
 Architecture `{meta.architecture}` ({hparams}): late fusion of an acoustic classifier and a text classifier.
 - Audio: {AUDIO_POOLS[meta.hparams.get("audio_pool", "stats")]} over the utterance of {normalised(meta)} frames of
-  {audio_input(meta.features)} → {audio_classifier(meta)}.
+  {audio_input(meta.features)} → {classifier(meta, "audio")}.
 - Text: {text_input(meta)} of the utterance, with pooled frozen sentence embeddings of its
-  {meta.dims.context_size} previous utterances (same speaker, other speakers, the last one) → MLP.
+  {meta.dims.context_size} previous utterances (same speaker, other speakers, the last one)
+  → {classifier(meta, "text")}.
 - Output: {", ".join(meta.labels)}.
 {smoke}
 ## Licence
@@ -174,8 +176,8 @@ random crop keeping at least {audio["crop_min"]} of the frames{views(audio)}.
 - **Text branch**: MELD official train split ({meld["splits"]["train"]["utterances"]} utterances).
   Early stopping on the official dev split (weighted F1); the official test split was only scored.
   Context is past-only (a live stream cannot see future turns). Text cleaning: {meld["text_cleaning"]}.
-- Seed {tr["seed"]}. Audio branch: {audio_run(audio)}.
-  Text branch: best dev weighted F1 {text["best_dev"]:.3f} at epoch {text["best_epoch"]} of {text["epochs_run"]}.
+- Seed {tr["seed"]}. Audio branch: {branch_run(audio, "UA")}.
+  Text branch: {branch_run(text, "score")}.
   Training took {tr["seconds"]:.0f} s on CPU.
 {further_corpora_section(dc)}
 ## Held-out scores

@@ -15,6 +15,7 @@ from emostream.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
 from emostream.models.interface import EmotionModel, ModelDims, build_model
 from emostream.models.labels import LABELS
 from emostream.models.speaker_norm import SpeakerPrior
+from emostream.models.text_top import TunedTop
 from emostream.training.config import TrainConfig
 
 
@@ -31,8 +32,9 @@ def new_model(cfg: TrainConfig, dims: ModelDims) -> EmotionModel:
     """The config's model, seeded, with tuned text layers (if any) starting from the packaged encoder's weights."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model.architecture, dims, cfg.model.hparams)
-    if (top := getattr(model, "text_top", None)) is not None:
-        top.load_pretrained()
+    for top in model.modules():
+        if isinstance(top, TunedTop):
+            top.load_pretrained()
     return model
 
 

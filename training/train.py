@@ -9,7 +9,6 @@ branches are fixed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emostream.models.baseline import AUDIO_HPARAMS
+from emostream.models.baseline import AUDIO_HPARAMS, TEXT_HPARAMS
 from emostream.models.bundle import save_bundle
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.features import FeatureSpec
@@ -83,12 +82,14 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     device = torch.device(device)
     head: torch.nn.Module = getattr(model, f"{branch}_head")
     head = getattr(head, "answering", head)  # an ensemble within only(i): that member alone
-    groups = [{"params": head.parameters(), "lr": cfg.lr}]
+    tuned = getattr(head, "top", None)
+    if tuned is None:
+        groups = [{"params": list(head.parameters()), "lr": cfg.lr}]
+    else:  # the encoder's top layers learn with the text head, slower (models/text_top.py)
+        mine = {id(p) for p in tuned.parameters()}
+        groups = [{"params": [p for p in head.parameters() if id(p) not in mine], "lr": cfg.lr},
+                  {"params": list(tuned.parameters()), "lr": cfg.encoder_lr}]
     parts = [head]
-    tuned = getattr(model, "text_top", None) if branch == "text" else None
-    if tuned is not None:  # the encoder's top layers learn with the text head (models/text_top.py)
-        groups.append({"params": tuned.parameters(), "lr": cfg.encoder_lr})
-        parts.append(tuned)
     pool = getattr(model, "frame_pool", None) if branch == "audio" else None
     if pool is not None:  # a learned pooling of the frames learns with the audio head
         groups.append({"params": pool.parameters(), "lr": cfg.lr})
@@ -178,30 +179,36 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
 
-    # An ensemble head (hparam audio_members): member i is what the recipe trains with seed + i (its own initial
-    # weights, renderings, batch order and early stopping), so member 0 is the single head's run.
-    members = getattr(model.audio_head, "members", None)
-    runs = []
-    for i in range(len(members) if members is not None else 1):
+    def fit_one(i: int, member: torch.nn.Module | None) -> BranchResult:
         seeded = replace(cfg, seed=cfg.seed + i)
-        if i:
-            redraw(members[i], seeded.seed)
+        if i and member is not None:
+            redraw(member, seeded.seed)
         # The other renderings of each training clip (training/renderings.py), summarised as they come.
         views = [(p, inputs_of(train, rendered, store=True))
                  for p, rendered in renderings(seeded, at, train, raw["train"], prior, cache_dir)]
-        with model.audio_head.only(i) if members is not None else contextlib.nullcontext():
-            runs.append(fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, seeded.seed,
-                                   augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
-                                   ckpt=ckpt.member(i) if ckpt else None, device=device, views=views,
-                                   corpus_of=[u.corpus for u in train]))
-        del views
-    del raw
+        return fit_branch(model, "audio", inputs["train"], label_array(train, LABELS), dev, at, seeded.seed,
+                          augment=lambda b, g: augment_audio(b, cfg.features, at.gain_db, at.crop_min, g),
+                          ckpt=ckpt.member(i) if ckpt else None, device=device, views=views,
+                          corpus_of=[u.corpus for u in train])
+
+    return prior, fit_members(model.audio_head, fit_one, dev)
+
+
+def fit_members(head: torch.nn.Module, fit: Callable[[int, torch.nn.Module | None], BranchResult],
+                dev: Callable[[], float]) -> BranchResult:
+    """``fit(i, member)`` for every member of an ensemble head (hparams audio_members, text_members), each within
+    the head's ``only(i)``, or ``fit(0, None)`` for a single head. Member i is what the recipe trains with seed + i
+    (its own initial weights, renderings, batch order and early stopping), so member 0 is the single head's run."""
+    members = getattr(head, "members", None)
     if members is None:
-        return prior, runs[0]
-    return prior, BranchResult(best_epoch=max(r.best_epoch for r in runs), best_dev=dev(),
-                               epochs_run=sum(r.epochs_run for r in runs), seconds=sum(r.seconds for r in runs),
-                               train_loss=float(np.mean([r.train_loss for r in runs])),
-                               members=[asdict(r) for r in runs])
+        return fit(0, None)
+    runs = []
+    for i, member in enumerate(members):
+        with head.only(i):
+            runs.append(fit(i, member))
+    return BranchResult(best_epoch=max(r.best_epoch for r in runs), best_dev=dev(),
+                        epochs_run=sum(r.epochs_run for r in runs), seconds=sum(r.seconds for r in runs),
+                        train_loss=float(np.mean([r.train_loss for r in runs])), members=[asdict(r) for r in runs])
 
 
 def redraw(module: torch.nn.Module, seed: int) -> None:
@@ -224,15 +231,22 @@ def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utteran
     def dev() -> float:
         return per_corpus_score(read["dev"], predict(model, inputs["dev"]), LABELS)
 
-    return fit_branch(model, "text", inputs["train"], label_array(read["train"], LABELS), dev, cfg.text_training,
-                      cfg.seed, ckpt=ckpt, device=device, corpus_of=[u.corpus for u in read["train"]])
+    def fit_one(i: int, branch: torch.nn.Module | None) -> BranchResult:
+        if i and branch is not None:
+            redraw(branch.mlp, cfg.seed + i)  # its tuned layers start, like every member's, from the encoder's own
+        return fit_branch(model, "text", inputs["train"], label_array(read["train"], LABELS), dev, cfg.text_training,
+                          cfg.seed + i, ckpt=ckpt.member(i) if ckpt else None, device=device,
+                          corpus_of=[u.corpus for u in read["train"]])
+
+    return fit_members(model.text_head, fit_one, dev)
 
 
 def branch_fingerprints(cfg: TrainConfig, every: int) -> dict[str, str]:
     """Each branch's checkpoint fingerprint. Neither branch depends on the other's settings (each reseeds, each
     checkpoint holds its own weights; the text never hears the acoustic front end or the VAD), nor on the bundle's
     name: a run that changes only one branch's settings, or renames the bundle, resumes the other, finished branch."""
-    audio_only = replace(cfg, text_training=None, text_corpora=[], bundle_id="")
+    audio_model = replace(cfg.model, hparams={k: v for k, v in cfg.model.hparams.items() if k not in TEXT_HPARAMS})
+    audio_only = replace(cfg, text_training=None, text_corpora=[], bundle_id="", model=audio_model)
     text_model = replace(cfg.model, hparams={k: v for k, v in cfg.model.hparams.items() if k not in AUDIO_HPARAMS})
     text_only = replace(cfg, audio_training=None, audio_corpora=[], speaker_norm_frames=0.0, bundle_id="",
                         features=FeatureSpec(), vad=VadConfig(), model=text_model)

@@ -159,25 +159,28 @@ def test_token_cache_stores_lower_layer_states_and_sentence_specs_have_none(tmp_
     assert again is not None and all(torch.equal(first[t], again[t]) for t in again)
 
 
-def test_tuned_text_layers_train_export_and_load_identically(real_data: Path, tmp_path: Path) -> None:
+def test_tuned_text_layers_train_per_member_export_and_load_identically(real_data: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     data = _quick_config() | {"text_encoder": {"level": "token", "token_layer": 4}}
-    data["model"]["hparams"] = data["model"]["hparams"] | {"text_layers": 2}
+    data["model"]["hparams"] = data["model"]["hparams"] | {"text_layers": 2, "text_members": 2}
     data["text_training"].update(epochs=2, patience=2, encoder_lr=1e-4)
     cfg = parse_config(data)
     out, cache = tmp_path / "bundle", tmp_path / "cache"
     run = run_training(cfg, real_data, out, cache, tmp_path / "reports", every=40)
     bundle = load_bundle(out)
-    assert bundle.meta.text_encoder.token_layer == 4 and bundle.model.text_top is not None
+    assert bundle.meta.text_encoder.token_layer == 4
+    first, second = (member.top.state_dict() for member in bundle.model.text_head.members)
 
     from emostream.models.text_top import TunedTop
     from emostream.training.cache import text_features
 
     pretrained = TunedTop("all-MiniLM-L6-v2", 2)
     pretrained.load_pretrained()
-    moved = [not torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(),
-                                                    bundle.model.text_top.state_dict().values(), strict=True)]
-    assert any(moved)  # the encoder's top layers learned, and the bundle holds what they learned
+    for tuned in (first, second):  # each member's top layers learned, and the bundle holds what they learned
+        assert any(not torch.equal(a, b) for a, b in zip(pretrained.state_dict().values(), tuned.values(), strict=True))
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # each from its own seed
+    assert (tmp_path / "reports" / "checkpoints" / "text_1.pt").is_file()
+    assert "a deep ensemble of 2 such branches" in (out / "MODEL_CARD.md").read_text()
 
     meld = subsample(load_meld(real_data, "dev"), 40)
     texts = [u.text for u in meld]

@@ -1,5 +1,6 @@
-"""The baseline's audio ensemble (``audio_members``): what it answers, that a temperature folds into it exactly,
-that its members start as a model seeded with theirs would, and that its text head does not depend on it."""
+"""The baseline's ensembles (``audio_members``, ``text_members``): what they answer, that a temperature folds into
+them exactly, that their members start as a model seeded with theirs would, that one branch's members do not move
+the other branch, and that weights saved before the text branch was one module still load."""
 
 from __future__ import annotations
 
@@ -80,3 +81,43 @@ def test_a_temperature_folds_into_every_member() -> None:
         after, _ = model.branch_logits(batch)
     assert temps["audio"] != 1.0
     torch.testing.assert_close(after.softmax(-1), (before / temps["audio"]).softmax(-1), atol=1e-5, rtol=1e-4)
+
+
+def test_text_ensemble_answers_the_mean_of_its_members_and_leaves_the_audio_head_alone() -> None:
+    torch.manual_seed(3)
+    single = LateFusionBaseline(DIMS, hidden=8).eval()
+    torch.manual_seed(3)
+    model = LateFusionBaseline(DIMS, hidden=8, text_members=3).eval()
+    batch = collate(_clips(5), DIMS)
+    head = model.text_head
+    with torch.no_grad():
+        audio, text = model.branch_logits(batch)
+        each = []
+        for i in range(3):
+            with head.only(i):
+                each.append(model.branch_logits(batch)[1])
+        single_audio, single_text = single.branch_logits(batch)
+    torch.testing.assert_close(text, torch.stack([e.log_softmax(-1) for e in each]).mean(0))
+    torch.testing.assert_close(each[0], single_text)  # member 0 is the single branch
+    torch.testing.assert_close(audio, single_audio)
+    assert not torch.allclose(each[1], each[2])
+    temps = calibrate_branches(model, _clips(40, seed=1), np.arange(40) % 7, _clips(40, seed=1), np.arange(40) % 7)
+    with torch.no_grad():
+        after = model.branch_logits(batch)[1]
+    torch.testing.assert_close(after.softmax(-1), (text / temps["text"]).softmax(-1), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="text_members must be >= 1"):
+        LateFusionBaseline(DIMS, text_members=0)
+
+
+def test_weights_of_the_earlier_layout_load_into_todays() -> None:
+    """Bundles up to v9 saved the text MLP as ``text_head.<i>`` and the tuned layers as ``text_top``."""
+    dims = ModelDims(num_classes=7, audio_dim=12, text_dim=384, context_size=0)
+    model = LateFusionBaseline(dims, hidden=8, text_layers=1)
+    state = model.state_dict()
+    legacy = {k.replace("text_head.mlp.", "text_head.").replace("text_head.top.", "text_top."): v
+              for k, v in state.items()}
+    assert "text_top.layers.0.output.dense.weight" in legacy and "text_head.0.weight" in legacy
+    upgraded = model.upgrade_state(legacy)
+    assert upgraded.keys() == state.keys()
+    assert all(upgraded[k] is state[k] for k in state)
+    assert model.upgrade_state(state) is state  # today's layout passes through
