@@ -36,7 +36,7 @@ AUDIO_POOLS = {
 }
 # Hparams only the audio branch reads: the text branch's training does not depend on them (training/train.py).
 AUDIO_HPARAMS = ("audio_pool", "pool_width", "audio_members")
-# Hparams only the text branch reads: the audio branch's training does not depend on them.
+# Hparams only the text branch reads: the audio branch's training does not depend on them (training/train.py).
 TEXT_HPARAMS = ("text_members",)
 
 

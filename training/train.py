@@ -3,8 +3,9 @@
 The audio branch learns from the training speakers of the config's audio corpora (RAVDESS train actors and, where
 named, EmoDB and nEMO speakers; early stopping on their dev speakers' unweighted recall); the text branch from the
 training splits of its text corpora (MELD, and GoEmotions or DailyDialog where named) with past-only dialogue
-context (early stopping on MELD dev weighted F1 and the others' macro F1). Test splits are only scored after both
-branches are fixed.
+context (early stopping on MELD dev weighted F1 and the others' macro F1). A branch that is a deep ensemble
+(hparams audio_members, text_members) trains one member at a time, member i as the recipe with seed + i. Test
+splits are only scored after both branches are fixed.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def redraw(module: torch.nn.Module, seed: int) -> None:
 def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utterance]],
              sentences: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor] | None, ckpt: Checkpoint | None,
              device: torch.device | str) -> BranchResult:
-    """The text branch on ``read["train"]`` with past-only context, early-stopped on ``read["dev"]``."""
+    """The text branch on ``read["train"]`` with past-only context, early-stopped on ``read["dev"]``; an ensemble
+    (hparam text_members) one member at a time, each member's tuned layers starting from the encoder's weights."""
     assert cfg.text_training is not None, "branch-wise training needs a text_training section"
     inputs = {k: dialogue_inputs(v, sentences, model.dims, tokens=tokens) for k, v in read.items()}
 
@@ -233,7 +235,7 @@ def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utteran
 
     def fit_one(i: int, branch: torch.nn.Module | None) -> BranchResult:
         if i and branch is not None:
-            redraw(branch.mlp, cfg.seed + i)  # its tuned layers start, like every member's, from the encoder's own
+            redraw(branch.mlp, cfg.seed + i)  # its tuned layers keep the encoder's weights (models/text_top.py)
         return fit_branch(model, "text", inputs["train"], label_array(read["train"], LABELS), dev, cfg.text_training,
                           cfg.seed + i, ckpt=ckpt.member(i) if ckpt else None, device=device,
                           corpus_of=[u.corpus for u in read["train"]])
