@@ -10,7 +10,7 @@ Time is per utterance: the median over ``--repeats`` calls of one batch, divided
 CPU thread in inference mode; the last column is what a stream's event costs (its fused, audio and text scores,
 ``modality_logits``). Each ``--variant ARCH:KEY=VALUE[,KEY=VALUE]`` adds a row for the architecture with those
 hyper-parameters (values read as YAML); each ``--bundle PATH`` a row for that bundle's model on its own inputs
-(its frames, and its text encoder's tokens when it tunes encoder layers), as a stream serves it.
+(its frames, its context size, and its text encoder's tokens when it tunes encoder layers), as a stream serves it.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def row(label: str, model: EmotionModel, spec: FeatureSpec, text_spec: TextEncod
     text = f"{text_spec.level} ({tokens})" if text_spec.level == "token" else "sentence + context"
     return (f"| `{label}` | {params:,} | {audio} | {text} | {one * 1e3:.2f} | {sixteen * 1e3:.2f} "
             f"| {event * 1e3:.2f} |")
+
 
 if __name__ == "__main__":
     main()
