@@ -63,21 +63,10 @@ class TunedTop(nn.Module):
             mine.load_state_dict(theirs.state_dict())
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``tokens`` (B, L, D) states of layer ``first`` and their mask (B, L) → (B, D) float32 sentence vectors,
-        computed in the layers' own dtype (bfloat16 where a stream serves them so: :func:`serve_in`)."""
-        x = tokens.to(self.layers[0].output.dense.weight.dtype)
+        """``tokens`` (B, L, D) states of layer ``first`` and their mask (B, L) → (B, D) sentence vectors."""
+        x = tokens
         additive = (~mask)[:, None, None, :].to(x.dtype) * torch.finfo(x.dtype).min
         for layer in self.layers:
             out = layer(x, attention_mask=additive)
             x = out[0] if isinstance(out, tuple) else out
-        return nn.functional.normalize(masked_mean(x, mask).float(), dim=-1)
-
-
-def serve_in(model: nn.Module, precision: str) -> None:
-    """Every tuned top of ``model`` in ``precision`` (a stream's ``model.precision``, resolved): in bfloat16 they
-    take about 0.6x of float32's time on a CPU that has it, the sentence vector within about 0.002 (the model card's
-    "Served in bfloat16" has the scores); their input and output stay float32."""
-    if precision == "bfloat16":
-        for top in model.modules():
-            if isinstance(top, TunedTop):
-                top.to(torch.bfloat16)
+        return nn.functional.normalize(masked_mean(x, mask), dim=-1)

@@ -100,20 +100,17 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None,
                    help="report folder (default runs/eval/<bundle id>/ in the current directory)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="arithmetic of Whisper's inner blocks and the tuned text layers, as a stream's "
-                        "model.precision serves them "
+                   help="arithmetic of Whisper's inner blocks, as a stream's model.precision serves them "
                         "(bfloat16 needs a CPU with AVX512-BF16 or AMX; default float32, as trained)")
     _common(p)
     args = p.parse_args(argv)
     _setup(args.threads, None)
     from emostream.models.bundle import BundleError, load_bundle
-    from emostream.models.text_top import serve_in
     from emostream.training.evaluate import evaluate
     from emostream.training.metrics import markdown
 
     try:
         bundle = load_bundle(args.bundle)
-        serve_in(bundle.model, args.precision)
         out = args.out or Path("runs") / "eval" / bundle.meta.id
         results = evaluate(bundle, args.corpus, args.split, args.data or default_data_dir(),
                            args.cache or default_cache_dir(), out, manifest=args.manifest, precision=args.precision)

@@ -25,7 +25,6 @@ from emostream.models.bundle import load_bundle, read_meta
 from emostream.models.collate import UtteranceInput
 from emostream.models.features import FeatureSpec, make_extractor
 from emostream.models.text_encoder import TextEncoder, TextEncoding
-from emostream.models.text_top import serve_in
 from emostream.stream.cluster.wire import from_wire, to_wire
 from emostream.stream.config import Config, DeploymentConfig
 from emostream.stream.messages import Transcript
@@ -146,9 +145,7 @@ class InferenceModel:
     def __init__(self, cfg: Config) -> None:
         _prepare(cfg.cluster.inference, self.classify)
         device = resolve_device(replica_device(cfg, cfg.cluster.inference))
-        bundle = load_bundle(bundle_path(cfg), device)
-        serve_in(bundle.model, cfg.model.resolved_precision(device))
-        self.classifier = EmotionClassifier(bundle, device)
+        self.classifier = EmotionClassifier(load_bundle(bundle_path(cfg), device), device)
 
     @serve.batch
     async def classify(self, items: list[UtteranceInput]) -> list[Scores]:

@@ -18,7 +18,6 @@ from emostream.models.features import make_extractor
 from emostream.models.functionals import Functionals
 from emostream.models.packaged import MissingModel
 from emostream.models.text_encoder import TextEncoder
-from emostream.models.text_top import serve_in
 from emostream.stream.config import Config
 from emostream.stream.errors import UserError
 from emostream.stream.observe.metrics import PrometheusExporter
@@ -83,9 +82,7 @@ def load_runtime(cfg: Config) -> Runtime:
         log.info("acoustic features: %s", f"own encoder pass ({unshared})" if unshared else "the ASR's encodes")
         spec = bundle.meta.features
         precision = cfg.model.resolved_precision(device)
-        log.info("PyTorch encoders (a bundle's Whisper blocks and tuned text layers, the speaker encoder) in %s",
-                 precision)
-        serve_in(bundle.model, precision)
+        log.info("PyTorch encoders (a bundle's Whisper blocks, the speaker encoder) in %s", precision)
         features = ThreadedExtractor(make_extractor(spec, device, with_functionals=False, precision=precision)) \
             if unshared else SharedStates(asr)
         functionals = Functionals(spec.functionals) if spec.functionals else None

@@ -1,6 +1,5 @@
 """Tuned top layers of the text encoder (models/text_top.py): before tuning they reproduce the frozen encoder
-exactly, so training starts from the pretrained sentence vectors; served in bfloat16 they stay close to float32;
-a mismatched spec is refused by name."""
+exactly, so training starts from the pretrained sentence vectors; a mismatched spec is refused by name."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import torch
 
 from emostream.models.interface import ModelDims, build_model
 from emostream.models.text_encoder import TextEncoder, TextEncoderSpec
-from emostream.models.text_top import TunedTop, check_spec, serve_in
+from emostream.models.text_top import TunedTop, check_spec
 from emostream.training.config import ConfigError, parse_config
 
 TEXTS = ["This is the third time I have called and I am furious.", "Thanks, that's great!", "ok"]
@@ -30,27 +29,6 @@ def test_pretrained_top_layers_on_lower_token_states_give_the_frozen_sentence_ve
     untrained = TunedTop("all-MiniLM-L6-v2", layers).eval()  # random layers do not: the test can fail
     with torch.no_grad():
         assert not torch.allclose(untrained(enc.tokens, enc.mask), enc.sentence, atol=1e-2)
-
-
-def test_served_in_bfloat16_the_tuned_layers_stay_close_to_float32() -> None:
-    """What ``model.precision: bfloat16`` does to a bundle's tuned layers (input and output stay float32)."""
-    torch.set_num_threads(1)
-    enc = TextEncoder(TextEncoderSpec(level="token", token_layer=4)).encode(TEXTS)
-    model = build_model("late_fusion_baseline", ModelDims(num_classes=7, audio_dim=4, text_dim=384, context_size=0),
-                        {"text_layers": 2, "text_members": 2}).eval()
-    for member in model.text_head.members:
-        member.top.load_pretrained()
-    with torch.no_grad():
-        before = [m.top(enc.tokens, enc.mask) for m in model.text_head.members]
-        serve_in(model, "float32")
-        assert all(p.dtype == torch.float32 for p in model.parameters())
-        serve_in(model, "bfloat16")
-        after = [m.top(enc.tokens, enc.mask) for m in model.text_head.members]
-    assert {p.dtype for m in model.text_head.members for p in m.top.parameters()} == {torch.bfloat16}
-    assert all(p.dtype == torch.float32 for m in model.text_head.members for p in m.mlp.parameters())
-    for a, b in zip(before, after, strict=True):
-        assert b.dtype == torch.float32 and not torch.equal(a, b)
-        torch.testing.assert_close(b, a, atol=1e-2, rtol=0)
 
 
 def test_the_model_uses_token_states_for_the_current_utterance_only() -> None:
