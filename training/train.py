@@ -180,9 +180,9 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     def dev() -> float:
         return per_corpus_score(heard["dev"], predict(model, inputs["dev"]), LABELS)
 
-    def fit_one(i: int, member: torch.nn.Module | None) -> BranchResult:
+    def fit_one(i: int, member: torch.nn.Module) -> BranchResult:
         seeded = replace(cfg, seed=cfg.seed + i)
-        if i and member is not None:
+        if i:
             redraw(member, seeded.seed)
         # The other renderings of each training clip (training/renderings.py), summarised as they come.
         views = [(p, inputs_of(train, rendered, store=True))
@@ -195,14 +195,14 @@ def fit_audio(cfg: TrainConfig, model: EmotionModel, heard: dict[str, list[Utter
     return prior, fit_members(model.audio_head, fit_one, dev)
 
 
-def fit_members(head: torch.nn.Module, fit: Callable[[int, torch.nn.Module | None], BranchResult],
+def fit_members(head: torch.nn.Module, fit: Callable[[int, torch.nn.Module], BranchResult],
                 dev: Callable[[], float]) -> BranchResult:
     """``fit(i, member)`` for every member of an ensemble head (hparams audio_members, text_members), each within
-    the head's ``only(i)``, or ``fit(0, None)`` for a single head. Member i is what the recipe trains with seed + i
+    the head's ``only(i)``, or ``fit(0, head)`` for a single head. Member i is what the recipe trains with seed + i
     (its own initial weights, renderings, batch order and early stopping), so member 0 is the single head's run."""
     members = getattr(head, "members", None)
     if members is None:
-        return fit(0, None)
+        return fit(0, head)
     runs = []
     for i, member in enumerate(members):
         with head.only(i):
@@ -233,8 +233,8 @@ def fit_text(cfg: TrainConfig, model: EmotionModel, read: dict[str, list[Utteran
     def dev() -> float:
         return per_corpus_score(read["dev"], predict(model, inputs["dev"]), LABELS)
 
-    def fit_one(i: int, branch: torch.nn.Module | None) -> BranchResult:
-        if i and branch is not None:
+    def fit_one(i: int, branch: torch.nn.Module) -> BranchResult:
+        if i:
             redraw(branch.mlp, cfg.seed + i)  # its tuned layers keep the encoder's weights (models/text_top.py)
         return fit_branch(model, "text", inputs["train"], label_array(read["train"], LABELS), dev, cfg.text_training,
                           cfg.seed + i, ckpt=ckpt.member(i) if ckpt else None, device=device,

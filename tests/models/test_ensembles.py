@@ -24,9 +24,13 @@ def _clips(n: int, seed: int = 0) -> list[UtteranceInput]:
                            tokens=None) for _ in range(n)]
 
 
+def _model(seed: int, **hparams: int) -> LateFusionBaseline:
+    torch.manual_seed(seed)
+    return LateFusionBaseline(DIMS, hidden=8, **hparams).eval()
+
+
 def test_ensemble_answers_the_mean_of_its_members_log_probabilities() -> None:
-    torch.manual_seed(0)
-    model = LateFusionBaseline(DIMS, hidden=8, audio_members=3).eval()
+    model = _model(0, audio_members=3)
     batch = collate(_clips(5), DIMS)
     head = model.audio_head
     with torch.no_grad():
@@ -84,17 +88,13 @@ def test_a_temperature_folds_into_every_member() -> None:
 
 
 def test_text_ensemble_answers_the_mean_of_its_members_and_leaves_the_audio_head_alone() -> None:
-    torch.manual_seed(3)
-    single = LateFusionBaseline(DIMS, hidden=8).eval()
-    torch.manual_seed(3)
-    model = LateFusionBaseline(DIMS, hidden=8, text_members=3).eval()
+    single, model = _model(3), _model(3, text_members=3)
     batch = collate(_clips(5), DIMS)
-    head = model.text_head
     with torch.no_grad():
         audio, text = model.branch_logits(batch)
         each = []
         for i in range(3):
-            with head.only(i):
+            with model.text_head.only(i):
                 each.append(model.branch_logits(batch)[1])
         single_audio, single_text = single.branch_logits(batch)
     torch.testing.assert_close(text, torch.stack([e.log_softmax(-1) for e in each]).mean(0))
