@@ -5,11 +5,11 @@ machines do not all allow (docs/cluster.md)."""
 
 from __future__ import annotations
 
-import logging
+import json
+import subprocess
+import sys
 from typing import Any
 
-import ray
-from ray import serve
 from ray.cluster_utils import Cluster
 from ray.util.state import list_actors
 
@@ -39,12 +39,20 @@ class RayCluster:
         return {a.actor_id: a.node_id for a in actors}
 
     def call(self, deployment: str, method: str, app: str = "emo-stream") -> Any:
-        """One request to a deployment's method, from this process connected to the cluster for it alone."""
-        ray.init(address=self.address, logging_level=logging.WARNING)
-        try:
-            return getattr(serve.get_deployment_handle(deployment, app), method).remote().result()
-        finally:
-            ray.shutdown()
+        """One request to a deployment's method (its JSON result), from a process of its own connected to the
+        cluster: a driver in the test process leaves Serve's router threads behind that reconnect after
+        ``ray.shutdown`` and then block the cluster's own shutdown (it refuses to remove a node a driver is on)."""
+        script = (
+            "import json, logging, sys, ray\n"
+            "from ray import serve\n"
+            "ray.init(address=sys.argv[1], logging_level=logging.WARNING)\n"
+            "handle = serve.get_deployment_handle(sys.argv[2], sys.argv[4])\n"
+            "print(json.dumps(getattr(handle, sys.argv[3]).remote().result()))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script, self.address, deployment, method, app],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{deployment}.{method} failed:\n{done.stderr[-3000:]}"
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def shutdown(self) -> None:
         self.cluster.shutdown()
