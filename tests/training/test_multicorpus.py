@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from emostream.models.bundle import DEFAULT_BUNDLE, load_bundle
+from emostream.models.labels import LABELS
 from emostream.training import seeds
 from emostream.training.config import ConfigError, load_config, parse_config
 from emostream.training.cross_corpus import run as cross_corpus
@@ -125,9 +126,18 @@ def test_leave_one_corpus_out_table(more_data: Path, tmp_path: Path) -> None:
     emodb = results["emodb"]["clean"]
     whole = sum(len(subsample(v, 12)) for v in CORPORA["emodb"].splits(more_data).values())
     assert emodb["n"] == whole and emodb["per_class"]["surprise"]["support"] == 0
+    # The clean scores split by the left-out corpus's own speakers: its test speakers apart from the rest.
+    tested = len(subsample(CORPORA["emodb"].splits(more_data)["test"], 12))
+    choice, test = results["emodb"]["choice"], results["emodb"]["test"]
+    assert test["n"] == tested > 0 and choice["n"] == whole - tested > 0
+    for name in LABELS:
+        parts = choice["per_class"][name]["support"] + test["per_class"][name]["support"]
+        assert parts == emodb["per_class"][name]["support"]
     table = (out / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| emodb | ")]
-    assert [r.split(" | ")[1] for r in rows] == ["clean", "first", "telephone"]
+    assert [r.split(" | ")[1] for r in rows] == ["clean", "clean, choice speakers", "clean, test speakers", "first",
+                                                 "telephone"]
+    assert not (out / "emodb_choice.png").exists()
     assert (out / "emodb_telephone.png").is_file() and json.loads((out / "cross_corpus.json").read_text())["results"]
 
 
