@@ -108,7 +108,11 @@ def fit_branch(model: EmotionModel, branch: Branch, inputs: Sequence[UtteranceIn
     loop = Loop(f"{branch} branch", model, head, opt, gen, cfg.epochs, cfg.patience, device, cfg.amp, ckpt=ckpt)
     bar = loop.start()
     for epoch in bar:
-        model.train()
+        # Only what trains is in training mode: the other branch runs too (branch_logits answers both), and its
+        # dropout would draw from the generator this branch's dropout draws from, so one branch's training would
+        # depend on the other branch's structure (its members, its layers).
+        model.eval()
+        head.train()
         perm = epoch_order(len(inputs), gen, corpus_of, cfg.per_corpus, cfg.per_corpus_of)
         total = 0.0
         for i in range(0, len(perm), cfg.batch_size):

@@ -12,8 +12,9 @@ from emostream.models.baseline import LateFusionBaseline
 from emostream.models.blocks import masked_mean, masked_std
 from emostream.models.collate import UtteranceInput, collate
 from emostream.models.interface import ModelDims
+from emostream.training.config import BranchTraining
 from emostream.training.temperature import calibrate_branches
-from emostream.training.train import redraw
+from emostream.training.train import fit_branch, redraw
 
 DIMS = ModelDims(num_classes=7, audio_dim=12, text_dim=16, context_size=0)
 
@@ -24,7 +25,7 @@ def _clips(n: int, seed: int = 0) -> list[UtteranceInput]:
                            tokens=None) for _ in range(n)]
 
 
-def _model(seed: int, **hparams: int) -> LateFusionBaseline:
+def _model(seed: int, **hparams: float) -> LateFusionBaseline:
     torch.manual_seed(seed)
     return LateFusionBaseline(DIMS, hidden=8, **hparams).eval()
 
@@ -69,6 +70,26 @@ def test_members_do_not_move_the_text_head_and_redraw_as_seeded() -> None:
     redraw(five.audio_head.members[2], 9)
     assert torch.equal(torch.get_rng_state(), state)  # the global generator did not move
     for a, b in zip(seeded.audio_head.parameters(), five.audio_head.members[2].parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("branch", ["audio", "text"])
+def test_a_branch_trains_the_same_whatever_the_other_branch_is(branch: str) -> None:
+    """Training one branch draws nothing for the other (its dropout is off): the audio branch ends the same beside
+    one text branch or three, the text branch the same beside one audio head or three, so a recipe's audio
+    figures do not move when only its text settings change (and the other way round)."""
+    clips, y = _clips(48), np.arange(48) % 7
+    cfg = BranchTraining(epochs=3, batch_size=16, lr=1e-2, weight_decay=0.0, patience=3, class_weighting="none")
+    other = "text_members" if branch == "audio" else "audio_members"
+    trained = []
+    for members in (1, 3):
+        model = _model(0, dropout=0.5, **{other: members})
+        before = [p.detach().clone() for p in getattr(model, f"{branch}_head").parameters()]
+        fit_branch(model, branch, clips, y, lambda: 0.0, cfg, seed=1)
+        after = list(getattr(model, f"{branch}_head").parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+        trained.append(after)
+    for a, b in zip(*trained, strict=True):
         assert torch.equal(a, b)
 
 
