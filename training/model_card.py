@@ -84,6 +84,14 @@ def views(audio: dict[str, Any]) -> str:
     return "; " + "; ".join(parts) if parts else ""
 
 
+def sampling(branch: dict[str, Any]) -> str:
+    """How many examples of each corpus an epoch draws, as a sentence (all of them: nothing)."""
+    caps = [f"at most {n} of {name}" for name, n in (branch.get("per_corpus_of") or {}).items() if n]
+    if branch.get("per_corpus"):
+        caps.append(f"at most {branch['per_corpus']} of each {'other ' if caps else ''}corpus")
+    return f" Each epoch draws afresh {', '.join(caps)}." if caps else ""
+
+
 def _score_table(results: dict[str, dict[str, Any]]) -> str:
     if not results:
         return "_Not scored yet._\n"
@@ -172,7 +180,7 @@ from their PyPI packages) are listed below with their licences.{derived(meta)}{f
   Every clip was cut as the live stream cuts utterances (WebRTC VAD, first to last voiced frame plus the
   stream's pre- and post-roll; {vad}). Normalisation statistics come from training frames only.
   Augmentation: {f'random level change of up to {audio["gain_db"]} dB either way, ' if audio["gain_db"] else ""}\
-random crop keeping at least {audio["crop_min"]} of the frames{views(audio)}.
+random crop keeping at least {audio["crop_min"]} of the frames{views(audio)}.{sampling(audio)}
 - **Text branch**: MELD official train split ({meld["splits"]["train"]["utterances"]} utterances).
   Early stopping on the official dev split (weighted F1); the official test split was only scored.
   Context is past-only (a live stream cannot see future turns). Text cleaning: {meld["text_cleaning"]}.
@@ -239,8 +247,10 @@ Scores of the calibrated bundle (supersede the table above where they differ):
 {_score_table(results)}""" + (f"""
 ## Each audio corpus left out (the recipe trained on the others)
 
-`python -m emostream.training.cross_corpus` with this bundle's config; the left-out corpus is scored whole, clean,
-with every clip as its speaker's first utterance, and through the phone line (docs/cross_corpus.md):
+`python -m emostream.training.cross_corpus` with this bundle's config; the left-out corpus is scored whole, clean
+(and split by its speakers: those outside its test split, which recipes are chosen by, and its test speakers,
+which no choice read), with every clip as its speaker's first utterance, and through the phone line
+(docs/cross_corpus.md):
 
 {cross_corpus}""" if cross_corpus else "")
 
