@@ -4,9 +4,9 @@ For each corpus of the config's audio corpora in turn, the audio branch is train
 others (early stopping and model choice on their dev speakers) and scored on the left-out corpus whole: clean,
 every clip as its speaker's first words in a stream ("first"), and through a simulated phone line; likewise the
 text branch over the text corpora (scored on the left-out corpus's test split). The left-out corpus's clean scores
-are also split by its own speakers: ``choice`` (the speakers outside its test split) is what a recipe is chosen by
-among those that early-stop alike, ``test`` (its test speakers) is read by no choice, so a recipe picked on the
-corpora left out is still scored on voices that picked nothing. A fused recipe (a seed
+are also split by its own speakers: ``choice`` (the speakers outside its test split) is what recipes are chosen
+by, ``test`` (its test speakers) is read by no choice, so a recipe picked on the corpora left out is still scored
+on voices that picked nothing. A fused recipe (a seed
 architecture, training/fused.py) trains the whole model in each fold, on the other corpora of the left-out
 modality paired with every corpus of the other modality, and is scored by the left-out modality alone (its dev
 column is the fused early-stopping mean). The dev column and the left-out corpora's ``choice`` rows are what recipes are

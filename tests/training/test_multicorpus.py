@@ -92,6 +92,7 @@ def test_multicorpus_bundle_cards_and_scores(more_data: Path, tmp_path: Path) ->
     torch.set_num_threads(1)
     data = _config()
     data["model"]["hparams"]["audio_members"] = 2  # the audio branch a deep ensemble of two
+    data["audio_training"]["per_corpus"] = 40  # RAVDESS's 80 training clips here drawn 40 an epoch
     cfg = parse_config(data)
     out = tmp_path / "bundle"
     run_training(cfg, more_data, out, tmp_path / "cache", tmp_path / "reports", every=12)
@@ -110,6 +111,7 @@ def test_multicorpus_bundle_cards_and_scores(more_data: Path, tmp_path: Path) ->
     card = (out / "MODEL_CARD.md").read_text()
     assert "Further corpora" in card and "Burkhardt" in card and "emodb_test_audio_telephone" in card
     assert "a deep ensemble of 2 MLPs" in card and f"dev UA of the ensemble {run['best_dev']:.3f}" in card
+    assert "Each epoch draws afresh at most 40 of each corpus." in card
     emodb = json.loads((tmp_path / "reports" / "emodb_test_audio.json").read_text())
     assert emodb["classes"] == list(CORPORA["emodb"].classes) and 0 <= emodb["ece"] <= 1
     assert emodb["per_class"]["surprise"]["support"] == 0 and emodb["per_class"]["surprise"]["precision"] == 0
