@@ -55,16 +55,12 @@ class AsrConfig:
     # serves both (the final decode then starts on the exact cut, at the post-roll); false: two passes.
     share_encoder: bool = True
     max_batch: int = 16  # encodes / decodes of all streams run as one batch of at most this many
-    # Finals of one stream in flight at once when they queue up (a fast replay): their decodes batch. 1: in turn.
-    finals_ahead: int = 4
 
     def __post_init__(self) -> None:
         if self.model not in ("auto", "tiny.en", "base"):
             raise ValueError(f"asr.model: must be auto, tiny.en or base, got {self.model!r}")
         if self.max_batch < 1:
             raise ValueError(f"asr.max_batch: must be at least 1, got {self.max_batch}")
-        if self.finals_ahead < 1:
-            raise ValueError(f"asr.finals_ahead: must be at least 1, got {self.finals_ahead}")
 
     def resolved(self, device: str, cores: int | None = None) -> AsrConfig:
         """This config with ``model`` chosen for ``device`` ("cpu" or "cuda") when it is "auto", and ``threads`` at

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import replace
 
 from emostream.stream.config import AsrConfig
@@ -43,9 +42,6 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     With ``encodes`` (the bundle's features are this ASR's encoder states), finals are decoded from the
     utterance's one encoder pass, which the features stage shares: the decode then starts on the exact cut
     (at the post-roll), not on the earlier guess, whose audio would need an encoder pass of its own.
-
-    Reads ahead (``asr.finals_ahead``): finals of this stream that queued up behind one being decoded (a fast
-    replay, a machine short of CPU) start at once, so the engine decodes them as one batch; they leave in order.
     """
 
     name = "asr"
@@ -54,7 +50,6 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     def __init__(self, service: Asr, cfg: AsrConfig, encodes: SharedEncodes | None = None) -> None:
         self.service = service
         self.encodes = encodes
-        self.ahead = cfg.finals_ahead
         self.window = int(cfg.partial_window_s * SAMPLE_RATE)
         self.dropped_partials = 0
         self._mailbox: PartialAudio | None = None
@@ -70,15 +65,12 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
         self._outbox = outbox
 
     async def process(self, item: Acoustic | PartialAudio | EndCandidate) -> list[Transcribed]:
-        return await self.start(item)
-
-    def start(self, item: Acoustic | PartialAudio | EndCandidate) -> Awaitable[list[Transcribed]]:
         if isinstance(item, EndCandidate):
             if self.encodes is None:
                 self.speculation.start(item.pause, self._speculate(item))
             elif item.exact:
                 self.speculation.start(item.key, self._speculate(item))
-            return _nothing()
+            return []
         if isinstance(item, PartialAudio):
             if self._mailbox is not None:
                 self.dropped_partials += 1
@@ -86,7 +78,7 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
             self._wake.set()
             if self._worker is None:
                 self._worker = asyncio.create_task(self._partials(), name="asr-partials")
-            return _nothing()
+            return []
         utt = item.utterance
         self._ended.append(utt.utterance_id)
         self._agreements.pop(utt.utterance_id, None)
@@ -94,17 +86,13 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
         if self._mailbox is not None and self._mailbox.utterance_id == utt.utterance_id:
             self._mailbox = None
             self.dropped_partials += 1
-        # Taken now, in input order: the next item's guess (read ahead) must not cancel this one's decode.
+        t0 = time.monotonic()
         prepared = self.speculation.take(utt.pause if self.encodes is None else utt.key)
-        return self._transcribed(item, prepared, time.monotonic())
-
-    async def _transcribed(self, item: Acoustic, prepared: asyncio.Task[Transcript] | None,
-                           t0: float) -> list[Transcribed]:
         if prepared is not None:
             # Reported as speculated only when decoded from the early guess (audio short of the post-roll).
             transcript = replace(await prepared, speculated=self.encodes is None)
         else:
-            transcript = await self._final(item.utterance)
+            transcript = await self._final(utt)
         return [Transcribed(item, transcript, item.latency_ms | {"asr": elapsed_ms(t0, time.monotonic())})]
 
     async def _final(self, cut: Ending) -> Transcript:
@@ -150,7 +138,3 @@ class Transcription(Stage[Acoustic | PartialAudio | EndCandidate, Transcribed]):
     def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-
-
-async def _nothing() -> list[Transcribed]:
-    return []

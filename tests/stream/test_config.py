@@ -23,7 +23,6 @@ def test_documented_defaults_are_the_defaults():
     ("source: {channel_names: agent}\n", "source.channel_names: expected a list"),
     ("source: [1, 2]\n", "source: expected a mapping"),
     ("asr: {beam_size: true}\n", "asr.beam_size: expected int"),
-    ("asr: {finals_ahead: 0}\n", "asr.finals_ahead: must be at least 1"),
     ("model: {bundle: 3\n", "not valid YAML"),
     ("server: {max_calls: 0}\n", "server.max_calls"),
     ("server: {tls_cert: a.pem}\n", "server.tls_cert and server.tls_key"),
