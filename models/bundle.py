@@ -35,7 +35,7 @@ WEIGHTS = "model.safetensors"
 MANIFEST = "bundle.json"
 CARD = "MODEL_CARD.md"
 DEFAULT_BUNDLE = Path(__file__).parent / "bundles" / "default"
-# The bundles that ship, by the name a config or --bundle gives: "default" (multicorpus v11: the most accurate
+# The bundles that ship, by the name a config or --bundle gives: "default" (multicorpus v12: the most accurate
 # across corpora) and "fast" (v7: its features are the ASR's own encoder output, one encoder pass per utterance,
 # about 110 ms less CPU per utterance; docs/cross_corpus.md, docs/benchmarks.md).
 SHIPPED_BUNDLES = {name: DEFAULT_BUNDLE.parent / name for name in ("default", "fast")}
