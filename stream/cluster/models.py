@@ -34,6 +34,7 @@ from emostream.stream.services.inference import EmotionClassifier, Scores
 from emostream.stream.services.interface import OnePass
 from emostream.stream.services.runtime import bundle_path
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
+from emostream.stream.services.thread_pools import quiet_thread_pools
 
 
 def replica_device(cfg: Config, d: DeploymentConfig) -> str:
@@ -53,8 +54,9 @@ def why_features_not_shared(cfg: Config, spec: FeatureSpec) -> str:
 
 
 def _prepare(batch: DeploymentConfig, *batched: Any) -> None:
-    """One torch thread per replica, and the batch settings of the config on each ``@serve.batch`` method."""
-    torch.set_num_threads(1)
+    """The replica's thread pools kept quiet (``quiet_thread_pools``), and the batch settings of the config on each
+    ``@serve.batch`` method."""
+    quiet_thread_pools()
     for method in batched:
         method.set_max_batch_size(batch.max_batch)
         method.set_batch_wait_timeout_s(batch.max_wait_ms / 1000)

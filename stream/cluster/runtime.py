@@ -3,7 +3,6 @@ behind Ray handles. The stages get it exactly as they get the single-process one
 
 from __future__ import annotations
 
-import torch
 from ray.serve.handle import DeploymentHandle
 
 from emostream.models.bundle import load_bundle
@@ -13,13 +12,14 @@ from emostream.stream.cluster.services import RayAsr, RayClassifier, RayExtracto
 from emostream.stream.config import Config
 from emostream.stream.services.device import resolve_device
 from emostream.stream.services.runtime import Runtime, bundle_path
+from emostream.stream.services.thread_pools import quiet_thread_pools
 from emostream.stream.stages.speakers import SpeakerEncoder
 
 
 def cluster_runtime(cfg: Config, asr: DeploymentHandle, features: DeploymentHandle | None, text: DeploymentHandle,
                     inference: DeploymentHandle) -> Runtime:
     """``features`` None: the bundle's features come from the ASR replicas' own encodes (``models.py``)."""
-    torch.set_num_threads(1)
+    quiet_thread_pools()
     device = resolve_device(replica_device(cfg, cfg.cluster.ingress))
     bundle = load_bundle(bundle_path(cfg), device)  # small; its labels, dims and ids shape every call's events
     return Runtime(

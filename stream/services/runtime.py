@@ -11,8 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from emostream.models.bundle import SHIPPED_BUNDLES, Bundle, load_bundle
 from emostream.models.features import make_extractor
 from emostream.models.functionals import Functionals
@@ -26,6 +24,7 @@ from emostream.stream.services.device import resolve_device
 from emostream.stream.services.inference import EmotionClassifier, InferenceService
 from emostream.stream.services.interface import Asr, Classifier, FeatureExtractor, SentenceEncoder, SharedEncoder
 from emostream.stream.services.shared_states import SharedStates, why_not_shared
+from emostream.stream.services.thread_pools import quiet_thread_pools
 from emostream.stream.services.threaded import ThreadedExtractor, ThreadedTextEncoder
 from emostream.stream.stages.speakers import SpeakerEncoder
 
@@ -59,9 +58,7 @@ def bundle_path(cfg: Config) -> Path:
 
 
 def load_runtime(cfg: Config) -> Runtime:
-    # Parallelism comes from many streams and from CTranslate2's own threads; torch's intra-op threads
-    # on top of those only contend for the same cores (measured: 40x slower speaker embeddings on 2 cores).
-    torch.set_num_threads(1)
+    quiet_thread_pools()
     device = resolve_device(cfg.model.device)
     bundle = load_bundle(bundle_path(cfg), device)
     prometheus = None

@@ -103,8 +103,9 @@ def encoder_job(job: dict) -> dict:
     from emostream.models.features import make_extractor
     from emostream.stream.config import AsrConfig, ModelConfig
     from emostream.stream.services.asr import Transcriber
+    from emostream.stream.services.thread_pools import quiet_thread_pools
 
-    torch.set_num_threads(1)
+    quiet_thread_pools()  # as the runtime's
     utterances = cuts(job["dialogues"])
     transcriber = Transcriber(AsrConfig(), torch.device("cpu"))
     # Whisper's work only: the functionals cost the same in both arrangements (stream/stages/functionals.py).

@@ -144,8 +144,9 @@ def asr_job(job: dict) -> dict:
 
     from emostream.stream.config import AsrConfig
     from emostream.stream.services.asr import Transcriber
+    from emostream.stream.services.thread_pools import quiet_thread_pools
 
-    torch.set_num_threads(1)
+    quiet_thread_pools()  # as the runtime's
     cuts = {channel: [c for d in job[key] for c in turn_cuts(d)]
             for channel, key in (("wideband", "dialogues"), ("telephone", "phone_dialogues"))}
     rows = []
